@@ -1,0 +1,43 @@
+# The helpdesk gateway. `make run` starts it with a local database; `make test`
+# is what CI runs.
+GO ?= go
+BIN := bin
+
+.PHONY: all build run test test-short fuzz bench lint db-stop clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/helpdesk ./cmd/helpdesk
+	$(GO) build -o $(BIN)/devdb ./cmd/devdb
+
+# Starts (or reuses) the PostgreSQL cluster under ./.data/pg unless
+# HELPDESK_DATABASE_URL is set, then serves with the demo department.
+run: build
+	@url="$${HELPDESK_DATABASE_URL:-}"; \
+	if [ -z "$$url" ]; then url=$$($(BIN)/devdb) || exit 1; fi; \
+	echo "database: $$url"; \
+	HELPDESK_DATABASE_URL="$$url" exec $(BIN)/helpdesk serve --demo
+
+# Stops the local cluster `make run` started.
+db-stop: build
+	$(BIN)/devdb -stop
+
+test:
+	$(GO) vet ./...
+	$(GO) test -race -shuffle=on -timeout 15m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+# Runs each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzMediaType$$' -fuzztime $(FUZZTIME)
+
+bench:
+	$(GO) run ./bench/ingest
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/helpdeskgw/helpdesk/mailin"
+	"github.com/helpdeskgw/helpdesk/mailout"
+	"github.com/helpdeskgw/helpdesk/migrations"
+	"github.com/helpdeskgw/helpdesk/templates"
+	"github.com/helpdeskgw/helpdesk/tickets"
+	"github.com/helpdeskgw/helpdesk/tickets/web"
+)
+
+// App is a running gateway: the pieces wired together.
+type App struct {
+	cfg    Config
+	log    *slog.Logger
+	pool   *pgxpool.Pool
+	store  *tickets.Store
+	worker *mailout.Worker
+	smtp   *mailin.SMTPServer
+	web    *http.Server
+
+	smtpLn, httpLn net.Listener
+}
+
+// openPool connects to the database, waiting a while for it to come up (a
+// database and the gateway are often started together).
+func openPool(ctx context.Context, cfg Config, log *slog.Logger) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("HELPDESK_DATABASE_URL: %w", err)
+	}
+	pc.MaxConns = cfg.DBMaxConns
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := pool.Ping(pctx)
+		cancel()
+		if err == nil {
+			return pool, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			pool.Close()
+			return nil, fmt.Errorf("database %s:%d unreachable: %w", pc.ConnConfig.Host, pc.ConnConfig.Port, err)
+		}
+		log.Warn("database not reachable yet, retrying", "err", err)
+		time.Sleep(time.Second)
+	}
+}
+
+func migrate(ctx context.Context, pool *pgxpool.Pool) (int32, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Release()
+	return migrations.Apply(ctx, conn.Conn())
+}
+
+// demoDepartment is created by `serve --demo` when there is none, so that a
+// first mail has somewhere to go.
+var demoDepartment = tickets.Department{Slug: "soporte", Name: "Soporte Técnico", Address: "support@localhost", Locale: "es"}
+
+// NewApp opens the database, applies migrations, binds the listeners and
+// builds every piece. Nothing is served until Run.
+func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App, error) {
+	a := &App{cfg: cfg, log: log}
+	tmpl, err := templates.Load()
+	if err != nil {
+		return nil, err
+	}
+	if a.pool, err = openPool(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	version, err := migrate(ctx, a.pool)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("database ready", "schema_version", version)
+
+	var worker *mailout.Worker
+	a.store = tickets.New(tickets.Options{Pool: a.pool, Logger: log, TokenTTL: cfg.TokenTTL,
+		OutboxQueued: func() { worker.Wake() }})
+	if demo {
+		created, err := a.store.EnsureDepartment(ctx, demoDepartment)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			log.Info("demo department created", "slug", demoDepartment.Slug, "address", demoDepartment.Address)
+		}
+	}
+	worker, err = mailout.New(mailout.Options{Store: a.store, Templates: tmpl, MailOut: cfg.MailOut,
+		BaseURL: cfg.BaseURL, From: cfg.From, Logger: log.With("component", "mailout")})
+	if err != nil {
+		return nil, err
+	}
+	a.worker = worker
+
+	if cfg.SMTPAddr != "" {
+		rcv := mailin.NewReceiver(mailin.ReceiverOptions{Store: a.store, Logger: log.With("component", "mailin"),
+			OwnAddresses: []string{cfg.From}})
+		a.smtp = mailin.NewSMTPServer(mailin.SMTPOptions{Receiver: rcv, Logger: log.With("component", "smtp"),
+			Domain: cfg.SMTPHostname, MaxMessageBytes: cfg.MaxMessageBytes})
+		if a.smtpLn, err = net.Listen("tcp", cfg.SMTPAddr); err != nil {
+			return nil, fmt.Errorf("HELPDESK_SMTP_ADDR: %w", err)
+		}
+	}
+	handler := web.New(web.Options{Store: a.store, Templates: tmpl, Logger: log.With("component", "web"),
+		Ready: a.ready})
+	a.web = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("HELPDESK_HTTP_ADDR: %w", err)
+	}
+	ok = true
+	return a, nil
+}
+
+// ready is /readyz: the database answers and its schema is the one this
+// binary expects.
+func (a *App) ready(ctx context.Context) error {
+	conn, err := a.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer conn.Release()
+	current, latest, err := migrations.Status(ctx, conn.Conn())
+	if err != nil {
+		return err
+	}
+	if current != latest {
+		return fmt.Errorf("schema at version %d, this binary expects %d", current, latest)
+	}
+	return nil
+}
+
+// SMTPAddr is the address the SMTP listener is bound to ("" if disabled).
+func (a *App) SMTPAddr() string {
+	if a.smtpLn == nil {
+		return ""
+	}
+	return a.smtpLn.Addr().String()
+}
+
+// HTTPAddr is the address the web server is bound to.
+func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// Run serves until ctx ends, then shuts down in order: stop taking mail and
+// requests, let the sessions in progress finish, let the sender finish its
+// batch, and close the database last.
+func (a *App) Run(ctx context.Context) error {
+	a.log.Info("helpdesk serving", "http", a.HTTPAddr(), "smtp", a.SMTPAddr(), "mail_out", a.worker.Destination(),
+		"base_url", a.cfg.BaseURL)
+	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorker()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Go(func() { a.worker.Run(workerCtx) }) //nolint:errcheck // Run returns nil
+	if a.smtp != nil {
+		wg.Go(func() {
+			if err := a.smtp.Serve(a.smtpLn); err != nil {
+				errc <- fmt.Errorf("SMTP listener: %w", err)
+			}
+		})
+	}
+	wg.Go(func() {
+		if err := a.web.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("web server: %w", err)
+		}
+	})
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		a.log.Error("stopping", "err", runErr)
+	}
+	a.log.Info("shutting down", "deadline", a.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	var shut sync.WaitGroup
+	if a.smtp != nil {
+		shut.Go(func() {
+			if err := a.smtp.Shutdown(sctx); err != nil {
+				a.log.Warn("SMTP sessions cut at the deadline; their senders will retry", "err", err)
+				a.smtp.Close() //nolint:errcheck // closing anyway
+			}
+		})
+	}
+	shut.Go(func() {
+		if err := a.web.Shutdown(sctx); err != nil {
+			a.web.Close() //nolint:errcheck // closing anyway
+		}
+	})
+	shut.Wait()
+	stopWorker()
+	wg.Wait()
+	a.Close()
+	a.log.Info("stopped", "sent", a.worker.Stats().Sent)
+	return runErr
+}
+
+// Close releases what NewApp opened.
+func (a *App) Close() {
+	for _, l := range []net.Listener{a.smtpLn, a.httpLn} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	if a.pool != nil {
+		a.pool.Close()
+	}
+}

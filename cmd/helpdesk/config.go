@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/helpdeskgw/helpdesk/mailout"
+)
+
+// Config is the process's configuration, read from the environment.
+type Config struct {
+	DatabaseURL string `env:"HELPDESK_DATABASE_URL"`
+	HTTPAddr    string `env:"HELPDESK_HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	// SMTPAddr is read by hand: set and empty disables the listener, which
+	// env's defaults cannot express.
+	SMTPAddr        string        `env:"-"`
+	BaseURL         string        `env:"HELPDESK_BASE_URL" envDefault:"http://localhost:8080"`
+	MailOut         string        `env:"HELPDESK_MAIL_OUT" envDefault:"file://./.data/outbox"`
+	From            string        `env:"HELPDESK_FROM"`
+	LogFormat       string        `env:"HELPDESK_LOG_FORMAT" envDefault:"text"`
+	LogLevel        string        `env:"HELPDESK_LOG_LEVEL" envDefault:"info"`
+	SMTPHostname    string        `env:"HELPDESK_SMTP_HOSTNAME"`
+	MaxMessageBytes int64         `env:"HELPDESK_MAX_MESSAGE_BYTES" envDefault:"26214400"`
+	TokenTTL        time.Duration `env:"HELPDESK_TOKEN_TTL" envDefault:"2160h"`
+	DBMaxConns      int32         `env:"HELPDESK_DB_MAX_CONNS" envDefault:"30"`
+	ShutdownTimeout time.Duration `env:"HELPDESK_SHUTDOWN_TIMEOUT" envDefault:"30s"`
+}
+
+const defaultSMTPAddr = "127.0.0.1:2525"
+
+// loadConfig reads the configuration from environ ("KEY=value" pairs) and
+// checks it, naming the variable at fault. Only serve needs all of it; the
+// other commands need the database.
+func loadConfig(environ []string, forServe bool) (Config, error) {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	cfg.SMTPAddr = defaultSMTPAddr
+	if v, ok := vars["HELPDESK_SMTP_ADDR"]; ok {
+		cfg.SMTPAddr = v
+	}
+	if cfg.SMTPHostname == "" {
+		cfg.SMTPHostname, _ = os.Hostname()
+	}
+	if cfg.DatabaseURL == "" {
+		return cfg, errors.New("HELPDESK_DATABASE_URL: not set; give a PostgreSQL URL such as postgres://user:pass@host:5432/helpdesk (make run starts a local database and sets it)")
+	}
+	if !forServe {
+		return cfg, nil
+	}
+	return cfg, cfg.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("HELPDESK_HTTP_ADDR", "%q is not host:port", c.HTTPAddr)
+	}
+	if c.SMTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
+			bad("HELPDESK_SMTP_ADDR", "%q is not host:port (empty disables the listener)", c.SMTPAddr)
+		}
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("HELPDESK_BASE_URL", "%q is not an http(s) URL", c.BaseURL)
+	}
+	if _, err := mailout.NewSender(c.MailOut); err != nil {
+		bad("HELPDESK_MAIL_OUT", "%v", err)
+	}
+	if c.From != "" && (!strings.Contains(c.From, "@") || strings.ContainsAny(c.From, " <>")) {
+		bad("HELPDESK_FROM", "%q is not a plain address", c.From)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("HELPDESK_LOG_FORMAT", "%q: want text or json", c.LogFormat)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("HELPDESK_LOG_LEVEL", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.MaxMessageBytes < 1<<10 {
+		bad("HELPDESK_MAX_MESSAGE_BYTES", "%d is too small", c.MaxMessageBytes)
+	}
+	if c.TokenTTL < time.Hour {
+		bad("HELPDESK_TOKEN_TTL", "%s is shorter than an hour", c.TokenTTL)
+	}
+	if c.DBMaxConns < 4 {
+		bad("HELPDESK_DB_MAX_CONNS", "%d: want at least 4", c.DBMaxConns)
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) logger() *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(c.LogLevel)) //nolint:errcheck // validated
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

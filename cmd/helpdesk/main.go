@@ -1,0 +1,184 @@
+// Command helpdesk is the email-driven helpdesk gateway: it turns mail into
+// tickets, acknowledges them, and serves the customer's ticket pages.
+//
+//	helpdesk serve [--demo]
+//	helpdesk migrate
+//	helpdesk department add --slug S --name N --address A [--locale es|en]
+//	helpdesk department list
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/helpdeskgw/helpdesk/tickets"
+)
+
+const usage = `usage:
+  helpdesk serve [--demo]      run the SMTP listener, outbox sender and web server
+  helpdesk migrate             apply pending database migrations and exit
+  helpdesk department add --slug S --name N --address A [--locale es|en]
+  helpdesk department list
+
+Configuration comes from HELPDESK_* environment variables; see the README.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout); err != nil {
+		var u usageError
+		if errors.As(err, &u) {
+			fmt.Fprintf(os.Stderr, "helpdesk: %v\n\n%s", err, usage)
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "helpdesk: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"no command given"}
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(ctx, args[1:], environ)
+	case "migrate":
+		return cmdMigrate(ctx, args[1:], environ, stdout)
+	case "department":
+		if len(args) < 2 {
+			return usageError{"department: want add or list"}
+		}
+		switch args[1] {
+		case "add":
+			return cmdDepartmentAdd(ctx, args[2:], environ, stdout)
+		case "list":
+			return cmdDepartmentList(ctx, args[2:], environ, stdout)
+		}
+		return usageError{fmt.Sprintf("department %s: want add or list", args[1])}
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return usageError{fmt.Sprintf("%s: %v", fs.Name(), err)}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
+
+func cmdServe(ctx context.Context, args, environ []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	demo := fs.Bool("demo", false, "create the demo department (soporte, support@localhost) when there is none")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(environ, true)
+	if err != nil {
+		return err
+	}
+	log := cfg.logger()
+	app, err := NewApp(ctx, cfg, log, *demo)
+	if err != nil {
+		return err
+	}
+	return app.Run(ctx)
+}
+
+// withStore runs fn with a store on a migrated database.
+func withStore(ctx context.Context, environ []string, fn func(*tickets.Store) error) error {
+	cfg, err := loadConfig(environ, false)
+	if err != nil {
+		return err
+	}
+	log := cfg.logger()
+	pool, err := openPool(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := migrate(ctx, pool); err != nil {
+		return err
+	}
+	return fn(tickets.New(tickets.Options{Pool: pool, Logger: log}))
+}
+
+func cmdMigrate(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	if err := parseFlags(flag.NewFlagSet("migrate", flag.ContinueOnError), args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(environ, false)
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg, cfg.logger())
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	v, err := migrate(ctx, pool)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "database at schema version %d\n", v)
+	return nil
+}
+
+func cmdDepartmentAdd(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("department add", flag.ContinueOnError)
+	slug := fs.String("slug", "", "short name used in commands and URLs (lower case)")
+	name := fs.String("name", "", "name customers see")
+	address := fs.String("address", "", "address customers write to")
+	locale := fs.String("locale", "es", "language of the department's mail: es or en")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *slug == "" || *name == "" || *address == "" {
+		return usageError{"department add: --slug, --name and --address are required"}
+	}
+	return withStore(ctx, environ, func(s *tickets.Store) error {
+		d, err := s.AddDepartment(ctx, tickets.Department{Slug: *slug, Name: *name, Address: *address, Locale: *locale})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "department %s created: %s <%s>, %s\n", d.Slug, d.Name, d.Address, d.Locale)
+		return nil
+	})
+}
+
+func cmdDepartmentList(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	if err := parseFlags(flag.NewFlagSet("department list", flag.ContinueOnError), args); err != nil {
+		return err
+	}
+	return withStore(ctx, environ, func(s *tickets.Store) error {
+		list, err := s.Departments(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SLUG\tNAME\tADDRESS\tLOCALE")
+		for _, d := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Slug, d.Name, d.Address, d.Locale)
+		}
+		return tw.Flush()
+	})
+}

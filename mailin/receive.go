@@ -1,0 +1,228 @@
+// Package mailin turns received mail into tickets: it parses what arrives
+// over SMTP (and from IMAP mailboxes), decides what it is, and hands it to
+// the ticket store. It acknowledges its source only after the store has
+// committed.
+package mailin
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/helpdeskgw/helpdesk/tickets"
+)
+
+// ticketStore is what mailin needs of the ticket store.
+type ticketStore interface {
+	Departments(ctx context.Context) ([]tickets.Department, error)
+	IngestMail(ctx context.Context, in *tickets.InboundMail) (tickets.IngestResult, error)
+}
+
+// Receiver records received mail: one ticket (or log entry) per department
+// it is addressed to.
+type Receiver struct {
+	store       ticketStore
+	log         *slog.Logger
+	tmpDir      string
+	ownAddrs    []string
+	departments departmentCache
+}
+
+// ReceiverOptions configures a Receiver.
+type ReceiverOptions struct {
+	Store  ticketStore
+	Logger *slog.Logger
+	// TempDir holds large mails and attachments while they are stored.
+	// Default: the system's temporary directory.
+	TempDir string
+	// OwnAddresses are addresses the helpdesk sends from besides the
+	// departments' (HELPDESK_FROM): mail from them is never acknowledged.
+	OwnAddresses []string
+}
+
+// NewReceiver returns a Receiver.
+func NewReceiver(opts ReceiverOptions) *Receiver {
+	r := &Receiver{store: opts.Store, log: opts.Logger, tmpDir: opts.TempDir}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.tmpDir == "" {
+		r.tmpDir = os.TempDir()
+	}
+	for _, a := range opts.OwnAddresses {
+		if a = tickets.NormalizeAddress(a); a != "" {
+			r.ownAddrs = append(r.ownAddrs, a)
+		}
+	}
+	r.departments.store = opts.Store
+	return r
+}
+
+// Envelope is how a mail reached us.
+type Envelope struct {
+	Source    string // "smtp" or "imap"
+	SourceRef string
+	// From is the envelope sender; NullSender is set when it was "<>".
+	From       string
+	NullSender bool
+	To         []string
+	// Departments the mail is for, each once.
+	Departments []tickets.Department
+}
+
+// Department returns the department an address belongs to. It reports
+// false for an address no department uses.
+func (r *Receiver) Department(ctx context.Context, addr string) (tickets.Department, bool, error) {
+	return r.departments.lookup(ctx, addr)
+}
+
+// Deliver parses a mail and records it for each of env's departments. When
+// it returns nil, every department's copy is committed.
+func (r *Receiver) Deliver(ctx context.Context, env Envelope, raw tickets.Content) ([]tickets.IngestResult, error) {
+	start := time.Now()
+	parsed, err := Parse(reader(raw), r.tmpDir)
+	if err != nil {
+		return nil, fmt.Errorf("parse mail: %w", err)
+	}
+	defer parsed.Close()
+	automatic := r.automaticReason(parsed, env)
+	results := make([]tickets.IngestResult, 0, len(env.Departments))
+	for _, d := range env.Departments {
+		in := &tickets.InboundMail{
+			Source:        env.Source,
+			SourceRef:     env.SourceRef,
+			Department:    d,
+			EnvelopeFrom:  env.From,
+			EnvelopeTo:    strings.Join(env.To, ", "),
+			MessageID:     parsed.MessageID,
+			InReplyTo:     parsed.InReplyTo,
+			References:    parsed.References,
+			From:          parsed.From,
+			Subject:       parsed.Subject,
+			Text:          parsed.Text,
+			HTML:          parsed.HTML,
+			Attachments:   parsed.Attachments,
+			Raw:           raw,
+			ParseProblems: parsed.Problems,
+			Automatic:     automatic,
+		}
+		res, err := r.store.IngestMail(ctx, in)
+		if err != nil {
+			return results, err
+		}
+		results = append(results, res)
+		r.log.Info("mail received",
+			"source", env.Source, "department", d.Slug, "message_id", parsed.MessageID, "from", parsed.From.Email,
+			"disposition", res.Disposition, "ticket", res.TrackingID, "reason", res.Reason,
+			"ack", res.AckQueued, "automatic", automatic, "size", raw.Size, "attachments", len(parsed.Attachments),
+			"problems", len(parsed.Problems), "elapsed", time.Since(start))
+	}
+	return results, nil
+}
+
+// automaticReason says why a mail comes from a machine rather than a person
+// (RFC 3834), or "" when it does not. Machines are never acknowledged, which
+// is what keeps two auto-responders from mailing each other forever.
+func (r *Receiver) automaticReason(p *Parsed, env Envelope) string {
+	h := p.Header
+	if env.NullSender {
+		return "null return path"
+	}
+	if v := headerToken(h, "Auto-Submitted"); v != "" && v != "no" {
+		return "Auto-Submitted: " + v
+	}
+	switch v := headerToken(h, "Precedence"); v {
+	case "bulk", "junk", "list":
+		return "Precedence: " + v
+	}
+	for _, k := range []string{"List-Id", "List-Unsubscribe", "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"} {
+		if h.Has(k) {
+			return k + " header"
+		}
+	}
+	for _, a := range []string{p.From.Email, env.From} {
+		local, _, _ := strings.Cut(strings.ToLower(a), "@")
+		if local == "mailer-daemon" || local == "postmaster" {
+			return "sender " + a
+		}
+		if a != "" && r.isOwnAddress(a) {
+			return "mail from the helpdesk's own address " + a
+		}
+	}
+	return ""
+}
+
+func (r *Receiver) isOwnAddress(addr string) bool {
+	addr = tickets.NormalizeAddress(addr)
+	for _, a := range r.ownAddrs {
+		if a == addr {
+			return true
+		}
+	}
+	_, ok := r.departments.cached(addr)
+	return ok
+}
+
+// headerToken is a header's first word, lower-cased ("auto-replied" of
+// "Auto-Replied; owner=x").
+func headerToken(h textproto.Header, key string) string {
+	v, _, _ := strings.Cut(h.Get(key), ";")
+	return strings.ToLower(strings.TrimSpace(v))
+}
+
+// departmentCache keeps the address → department map in memory: it is read
+// for every recipient and changes seldom. An unknown address reloads it, at
+// most once a second, so a new department is served at once.
+type departmentCache struct {
+	store ticketStore
+
+	mu       sync.Mutex
+	byAddr   map[string]tickets.Department
+	loadedAt time.Time
+}
+
+const (
+	departmentCacheTTL = 30 * time.Second
+	departmentReload   = time.Second
+)
+
+func (c *departmentCache) lookup(ctx context.Context, addr string) (tickets.Department, bool, error) {
+	addr = tickets.NormalizeAddress(addr)
+	if addr == "" {
+		return tickets.Department{}, false, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.byAddr[addr]
+	age := time.Since(c.loadedAt)
+	if (ok && age < departmentCacheTTL) || (!ok && c.byAddr != nil && age < departmentReload) {
+		return d, ok, nil
+	}
+	list, err := c.store.Departments(ctx)
+	if err != nil {
+		if c.byAddr != nil { // serve what we know while the database is away
+			return d, ok, nil
+		}
+		return d, false, err
+	}
+	c.byAddr = make(map[string]tickets.Department, len(list))
+	for _, d := range list {
+		c.byAddr[d.Address] = d
+	}
+	c.loadedAt = time.Now()
+	d, ok = c.byAddr[addr]
+	return d, ok, nil
+}
+
+func (c *departmentCache) cached(addr string) (tickets.Department, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.byAddr[addr]
+	return d, ok
+}

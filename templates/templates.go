@@ -1,0 +1,188 @@
+// Package templates holds every mail and page the helpdesk writes, in
+// Spanish and English, parsed once at start-up.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	htmltemplate "html/template"
+	"io"
+	"strings"
+	texttemplate "text/template"
+
+	"github.com/nicksnyder/go-i18n/v2/i18n"
+	"golang.org/x/text/language"
+)
+
+//go:embed mail/*.tmpl web/*.html locales/*.json
+var files embed.FS
+
+// Locales the templates exist in; the first is the default.
+var Locales = []string{"es", "en"}
+
+// Mail templates: each defines "<name>.subject", "<name>.text" and
+// "<name>.html".
+const (
+	MailAck = "ack"
+)
+
+// Page templates.
+const (
+	PageTicket = "ticket"
+	PageError  = "error"
+)
+
+// Set is the parsed templates.
+type Set struct {
+	bundle   *i18n.Bundle
+	mailText map[string]*texttemplate.Template
+	mailHTML map[string]*htmltemplate.Template
+	pages    map[string]*htmltemplate.Template
+}
+
+// Load parses every template and message catalog; an error here is a
+// defect in the templates, reported at start-up rather than at first use.
+func Load() (*Set, error) {
+	s := &Set{
+		bundle:   i18n.NewBundle(language.Spanish),
+		mailText: map[string]*texttemplate.Template{},
+		mailHTML: map[string]*htmltemplate.Template{},
+		pages:    map[string]*htmltemplate.Template{},
+	}
+	s.bundle.RegisterUnmarshalFunc("json", json.Unmarshal)
+	pages, err := htmltemplate.New("pages").Funcs(s.funcs("es")).ParseFS(files, "web/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse page templates: %w", err)
+	}
+	for _, l := range Locales {
+		if _, err := s.bundle.LoadMessageFileFS(files, "locales/"+l+".json"); err != nil {
+			return nil, fmt.Errorf("load %s messages: %w", l, err)
+		}
+		txt, err := texttemplate.New(l).Funcs(texttemplate.FuncMap(s.funcs(l))).ParseFS(files, "mail/"+l+".txt.tmpl")
+		if err != nil {
+			return nil, fmt.Errorf("parse %s mail templates: %w", l, err)
+		}
+		html, err := htmltemplate.New(l).Funcs(s.funcs(l)).ParseFS(files, "mail/"+l+".html.tmpl")
+		if err != nil {
+			return nil, fmt.Errorf("parse %s HTML mail templates: %w", l, err)
+		}
+		p, err := pages.Clone()
+		if err != nil {
+			return nil, fmt.Errorf("clone page templates: %w", err)
+		}
+		s.mailText[l], s.mailHTML[l], s.pages[l] = txt, html, p.Funcs(s.funcs(l))
+	}
+	// Every message must exist in every language.
+	for _, l := range Locales {
+		for _, id := range messageIDs() {
+			if _, err := i18n.NewLocalizer(s.bundle, l).Localize(&i18n.LocalizeConfig{MessageID: id}); err != nil {
+				return nil, fmt.Errorf("message %q in %s: %w", id, l, err)
+			}
+		}
+	}
+	return s, nil
+}
+
+func messageIDs() []string {
+	b, _ := files.ReadFile("locales/es.json")
+	var m map[string]any
+	json.Unmarshal(b, &m) //nolint:errcheck // Load has parsed it already
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (s *Set) funcs(locale string) htmltemplate.FuncMap {
+	loc := i18n.NewLocalizer(s.bundle, locale)
+	return htmltemplate.FuncMap{
+		"t": func(id string, data ...any) string {
+			cfg := &i18n.LocalizeConfig{MessageID: id}
+			if len(data) == 1 {
+				cfg.TemplateData = data[0]
+			}
+			out, err := loc.Localize(cfg)
+			if err != nil {
+				return id
+			}
+			return out
+		},
+		"locale": func() string { return locale },
+		"size":   humanSize,
+	}
+}
+
+// T translates one message.
+func (s *Set) T(locale, id string) string {
+	out, err := i18n.NewLocalizer(s.bundle, locale).Localize(&i18n.LocalizeConfig{MessageID: id})
+	if err != nil {
+		return id
+	}
+	return out
+}
+
+// Locale returns l when templates exist in it, else the default.
+func Locale(l string) string {
+	for _, x := range Locales {
+		if x == l {
+			return l
+		}
+	}
+	return Locales[0]
+}
+
+// Mail is a rendered mail.
+type Mail struct {
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// RenderMail renders mail name in locale with data.
+func (s *Set) RenderMail(name, locale string, data any) (Mail, error) {
+	locale = Locale(locale)
+	var m Mail
+	var b bytes.Buffer
+	for _, part := range []struct {
+		suffix string
+		out    *string
+		html   bool
+	}{{".subject", &m.Subject, false}, {".text", &m.Text, false}, {".html", &m.HTML, true}} {
+		b.Reset()
+		var err error
+		if part.html {
+			err = s.mailHTML[locale].ExecuteTemplate(&b, name+part.suffix, data)
+		} else {
+			err = s.mailText[locale].ExecuteTemplate(&b, name+part.suffix, data)
+		}
+		if err != nil {
+			return m, fmt.Errorf("render mail %s%s (%s): %w", name, part.suffix, locale, err)
+		}
+		*part.out = b.String()
+	}
+	// A subject is one line, whatever the customer typed into theirs.
+	m.Subject = strings.Join(strings.Fields(m.Subject), " ")
+	return m, nil
+}
+
+// RenderPage renders page name in locale with data.
+func (s *Set) RenderPage(w io.Writer, name, locale string, data any) error {
+	if err := s.pages[Locale(locale)].ExecuteTemplate(w, name, data); err != nil {
+		return fmt.Errorf("render page %s (%s): %w", name, locale, err)
+	}
+	return nil
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KB", float64(n)/(1<<10))
+	default:
+		return fmt.Sprintf("%d B", n)
+	}
+}

@@ -1,0 +1,249 @@
+// Package web is the web face of the ticket store: the customer's ticket
+// page reached through a mailed link, attachment downloads, and the health
+// endpoints.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/helpdeskgw/helpdesk/templates"
+	"github.com/helpdeskgw/helpdesk/tickets"
+)
+
+// ticketStore is what the pages need of the store.
+type ticketStore interface {
+	Ping(ctx context.Context) error
+	TicketByToken(ctx context.Context, token string, scope tickets.Scope) (tickets.Ticket, error)
+	Thread(ctx context.Context, ticketID int64, withInternal bool) ([]tickets.Message, error)
+	Attachment(ctx context.Context, ticketID, attachmentID int64) (tickets.Attachment, error)
+	WriteBlob(ctx context.Context, sum []byte, w io.Writer) error
+}
+
+// Options configures the handler.
+type Options struct {
+	Store     ticketStore
+	Templates *templates.Set
+	Logger    *slog.Logger
+	// Ready reports whether the service can serve (database reachable,
+	// schema current); /readyz answers 503 with its error otherwise.
+	Ready func(ctx context.Context) error
+	// TokenRate is how many token lookups a client may make per minute.
+	// Default: 30.
+	TokenRate int
+}
+
+// Server serves the pages.
+type Server struct {
+	store   ticketStore
+	tmpl    *templates.Set
+	log     *slog.Logger
+	ready   func(ctx context.Context) error
+	limiter *clientLimiter
+	mux     *http.ServeMux
+}
+
+// New returns the web server's handler.
+func New(opts Options) *Server {
+	s := &Server{store: opts.Store, tmpl: opts.Templates, log: opts.Logger, ready: opts.Ready}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.ready == nil {
+		s.ready = opts.Store.Ping
+	}
+	perMinute := opts.TokenRate
+	if perMinute <= 0 {
+		perMinute = 30
+	}
+	s.limiter = newClientLimiter(rate.Limit(float64(perMinute)/60), perMinute)
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /t/{token}", s.ticketPage)
+	s.mux.HandleFunc("GET /t/{token}/attachments/{id}", s.attachment)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.ready(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready:", err)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// ticketByToken resolves the token of the request, answering the request
+// itself when it cannot.
+func (s *Server) ticketByToken(w http.ResponseWriter, r *http.Request) (tickets.Ticket, bool) {
+	if !s.limiter.allow(clientIP(r)) {
+		w.Header().Set("Retry-After", "60")
+		s.renderError(w, r, http.StatusTooManyRequests, "error.rate_limited", templates.Locales[0])
+		return tickets.Ticket{}, false
+	}
+	t, err := s.store.TicketByToken(r.Context(), r.PathValue("token"), tickets.ScopeTicket)
+	switch {
+	case err == nil:
+		return t, true
+	case errors.Is(err, tickets.ErrNotFound):
+		s.renderError(w, r, http.StatusNotFound, "error.not_found", templates.Locales[0])
+	case errors.Is(err, tickets.ErrExpired):
+		s.renderError(w, r, http.StatusGone, "error.expired", templates.Locales[0])
+	default:
+		s.log.Error("look up token", "err", err)
+		s.renderError(w, r, http.StatusInternalServerError, "error.internal", templates.Locales[0])
+	}
+	return t, false
+}
+
+type ticketPage struct {
+	Ticket         tickets.Ticket
+	Messages       []tickets.Message
+	AttachmentBase string
+}
+
+func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.ticketByToken(w, r)
+	if !ok {
+		return
+	}
+	msgs, err := s.store.Thread(r.Context(), t.ID, false)
+	if err != nil {
+		s.log.Error("read thread", "ticket", t.TrackingID, "err", err)
+		s.renderError(w, r, http.StatusInternalServerError, "error.internal", t.Locale)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.render(w, r, http.StatusOK, templates.PageTicket, t.Locale, ticketPage{
+		Ticket: t, Messages: msgs, AttachmentBase: "/t/" + r.PathValue("token") + "/attachments/",
+	})
+}
+
+// attachment serves a file as a download, never inline: a customer's HTML or
+// SVG must not run in our origin.
+func (s *Server) attachment(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.ticketByToken(w, r)
+	if !ok {
+		return
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.renderError(w, r, http.StatusNotFound, "error.not_found", t.Locale)
+		return
+	}
+	a, err := s.store.Attachment(r.Context(), t.ID, id)
+	if errors.Is(err, tickets.ErrNotFound) {
+		s.renderError(w, r, http.StatusNotFound, "error.not_found", t.Locale)
+		return
+	}
+	if err != nil {
+		s.log.Error("read attachment", "ticket", t.TrackingID, "attachment", id, "err", err)
+		s.renderError(w, r, http.StatusInternalServerError, "error.internal", t.Locale)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename}))
+	h.Set("Content-Length", strconv.FormatInt(a.Size, 10))
+	h.Set("Cache-Control", "private, no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	if err := s.store.WriteBlob(r.Context(), a.SHA256, w); err != nil {
+		// Headers are gone; the client sees a short body and gives up.
+		s.log.Error("send attachment", "ticket", t.TrackingID, "attachment", id, "err", err)
+	}
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page, locale string, data any) {
+	var b strings.Builder
+	if err := s.tmpl.RenderPage(&b, page, locale, data); err != nil {
+		s.log.Error("render page", "page", page, "path", r.URL.Path, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	io.WriteString(w, b.String()) //nolint:errcheck // the client went away
+}
+
+type errorPage struct{ Message string }
+
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, message, locale string) {
+	s.render(w, r, status, templates.PageError, locale, errorPage{Message: message})
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// clientLimiter keeps a token bucket per client address; buckets unused for
+// ten minutes are dropped.
+type clientLimiter struct {
+	limit rate.Limit
+	burst int
+
+	mu      sync.Mutex
+	clients map[string]*clientBucket
+	swept   time.Time
+}
+
+type clientBucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newClientLimiter(limit rate.Limit, burst int) *clientLimiter {
+	return &clientLimiter{limit: limit, burst: burst, clients: map[string]*clientBucket{}, swept: time.Now()}
+}
+
+func (l *clientLimiter) allow(client string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if now.Sub(l.swept) > time.Minute {
+		for k, b := range l.clients {
+			if now.Sub(b.seen) > 10*time.Minute {
+				delete(l.clients, k)
+			}
+		}
+		l.swept = now
+	}
+	b, ok := l.clients[client]
+	if !ok {
+		b = &clientBucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.clients[client] = b
+	}
+	b.seen = now
+	return b.lim.AllowN(now, 1)
+}
