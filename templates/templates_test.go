@@ -9,7 +9,7 @@ import (
 
 type ackData struct {
 	TrackingID, Subject, CustomerName, Department, Link, Priority string
-	LinkDays                                                     int
+	LinkDays                                                      int
 }
 
 func TestAckRendersInBothLanguages(t *testing.T) {

@@ -69,7 +69,7 @@ func TestParseTrackingID(t *testing.T) {
 
 func TestNormalizeAddress(t *testing.T) {
 	for in, want := range map[string]string{
-		"Support@Example.COM":       "support@example.com",
+		"Support@Example.COM":        "support@example.com",
 		"support+urgent@example.com": "support@example.com",
 		" soporte@localhost ":        "soporte@localhost",
 		"+x@example.com":             "+x@example.com",
