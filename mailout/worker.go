@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"mime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/mail"
 
@@ -287,7 +289,7 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 	h.SetDate(time.Now())
 	h.SetAddressList("From", []*mail.Address{{Name: t.Department.Name, Address: from}})
 	h.SetAddressList("To", []*mail.Address{{Name: t.CustomerName, Address: m.Recipient}})
-	h.SetSubject(rendered.Subject)
+	h.Set("Subject", encodeSubject(rendered.Subject))
 	h.SetMessageID(m.MessageID)
 	if m.InReplyTo != "" {
 		h.SetMsgIDList("In-Reply-To", []string{m.InReplyTo})
@@ -328,4 +330,25 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 		return nil, "", fmt.Errorf("write mail: %w", err)
 	}
 	return buf.Bytes(), envelopeFrom, nil
+}
+
+// encodeSubject leaves the ASCII start of a subject readable as it is (the
+// "[ABC-DEF-GHIJ]" tag above all, which filters and other systems match on)
+// and encodes the rest as RFC 2047 words.
+func encodeSubject(s string) string {
+	cut := len(s)
+	for i, r := range s {
+		if r >= utf8.RuneSelf || r < ' ' {
+			cut = strings.LastIndexByte(s[:i], ' ') + 1
+			break
+		}
+	}
+	head, tail := s[:cut], s[cut:]
+	if strings.Contains(head, "=?") {
+		head, tail = "", s
+	}
+	if tail == "" {
+		return head
+	}
+	return head + mime.QEncoding.Encode("utf-8", tail)
 }

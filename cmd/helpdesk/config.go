@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -48,7 +49,7 @@ func loadConfig(environ []string, forServe bool) (Config, error) {
 	}
 	var cfg Config
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
-		return cfg, fmt.Errorf("configuration: %w", err)
+		return cfg, namedParseErrors(err)
 	}
 	cfg.SMTPAddr = defaultSMTPAddr
 	if v, ok := vars["HELPDESK_SMTP_ADDR"]; ok {
@@ -64,6 +65,28 @@ func loadConfig(environ []string, forServe bool) (Config, error) {
 		return cfg, nil
 	}
 	return cfg, cfg.validate()
+}
+
+// namedParseErrors rewrites env's errors, which name struct fields, to name
+// the variables a person sets.
+func namedParseErrors(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	errs := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+				name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+				errs = append(errs, fmt.Errorf("%s: %w", name, pe.Err))
+				continue
+			}
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
 }
 
 func (c Config) validate() error {
