@@ -117,6 +117,7 @@ func (s *Store) IngestMail(ctx context.Context, in *InboundMail) (IngestResult, 
 }
 
 func ingest(ctx context.Context, tx pgx.Tx, in *InboundMail) (IngestResult, error) {
+	in = storable(in)
 	if err := putBlob(ctx, tx, in.Raw); err != nil {
 		return IngestResult{}, err
 	}
@@ -279,4 +280,35 @@ func threadReferences(refs []string, parent string) []string {
 		out = append(out[:1], out[len(out)-maxReferences+1:]...)
 	}
 	return out
+}
+
+// storable returns a copy of in whose text PostgreSQL accepts: valid UTF-8
+// without NUL bytes. Mail carries both; the raw source keeps the original.
+func storable(in *InboundMail) *InboundMail {
+	c := *in
+	for _, p := range []*string{&c.SourceRef, &c.EnvelopeFrom, &c.EnvelopeTo, &c.MessageID, &c.InReplyTo,
+		&c.From.Name, &c.From.Email, &c.Subject, &c.Text, &c.HTML, &c.Automatic} {
+		*p = cleanText(*p)
+	}
+	c.References = make([]string, len(in.References))
+	for i, r := range in.References {
+		c.References[i] = cleanText(r)
+	}
+	c.ParseProblems = make([]string, len(in.ParseProblems))
+	for i, p := range in.ParseProblems {
+		c.ParseProblems[i] = cleanText(p)
+	}
+	c.Attachments = make([]InboundAttachment, len(in.Attachments))
+	for i, a := range in.Attachments {
+		a.Filename, a.ContentType, a.ContentID = cleanText(a.Filename), cleanText(a.ContentType), cleanText(a.ContentID)
+		c.Attachments[i] = a
+	}
+	return &c
+}
+
+func cleanText(s string) string {
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

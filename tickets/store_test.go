@@ -1,11 +1,315 @@
 package tickets_test
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helpdeskgw/helpdesk/internal/testdb"
+	"github.com/helpdeskgw/helpdesk/tickets"
 )
 
 var db *testdb.DB
 
 func TestMain(m *testing.M) { testdb.Main(m, &db) }
+
+func newStore(t *testing.T, opts tickets.Options) (*tickets.Store, *pgxpool.Pool, tickets.Department) {
+	t.Helper()
+	db.Reset(t)
+	pool := db.Pool(t)
+	opts.Pool = pool
+	s := tickets.New(opts)
+	d, err := s.AddDepartment(context.Background(), tickets.Department{Slug: "soporte", Name: "Soporte", Address: "Support@Example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, pool, d
+}
+
+func inbound(d tickets.Department, msgID, body string, atts ...tickets.InboundAttachment) *tickets.InboundMail {
+	raw := fmt.Sprintf("From: ana@example.org\r\nMessage-ID: <%s>\r\n\r\n%s", msgID, body)
+	return &tickets.InboundMail{
+		Source: "smtp", Department: d, EnvelopeFrom: "ana@example.org", MessageID: msgID,
+		From: tickets.Address{Name: "Ana", Email: "ana@example.org"}, Subject: "Ayuda", Text: body,
+		Raw: tickets.BytesContent([]byte(raw)), Attachments: atts,
+	}
+}
+
+func count(t *testing.T, pool *pgxpool.Pool, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func TestConcurrentDeliveriesOfOneMailMakeOneTicket(t *testing.T) {
+	s, pool, d := newStore(t, tickets.Options{})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	results := make([]tickets.IngestResult, 12)
+	errs := make([]error, 12)
+	for i := range results {
+		wg.Go(func() {
+			// Different bytes (relays add headers), same Message-ID.
+			in := inbound(d, "race@example.org", "hola")
+			in.Raw = tickets.BytesContent(fmt.Appendf(nil, "Received: by relay%d\r\n\r\nhola", i))
+			results[i], errs[i] = s.IngestMail(ctx, in)
+		})
+	}
+	wg.Wait()
+	tickets := map[int64]bool{}
+	created := 0
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatalf("delivery %d: %v", i, errs[i])
+		}
+		tickets[r.TicketID] = true
+		if r.Disposition == "ticket" {
+			created++
+		}
+	}
+	if created != 1 || len(tickets) != 1 {
+		t.Fatalf("%d deliveries created tickets, %d distinct ticket IDs; want 1 and 1", created, len(tickets))
+	}
+	if n := count(t, pool, `SELECT count(*) FROM inbound`); n != 12 {
+		t.Errorf("inbound log has %d rows, want one per delivery (12)", n)
+	}
+}
+
+func TestAttachmentsAreStoredOncePerContentInChunks(t *testing.T) {
+	s, pool, d := newStore(t, tickets.Options{})
+	ctx := context.Background()
+	// Just over two chunks, so the last one is partial.
+	big := make([]byte, 2*256<<10+12345)
+	rand.Read(big)
+	empty := tickets.BytesContent(nil)
+	att := func(name string, b []byte) tickets.InboundAttachment {
+		return tickets.InboundAttachment{Filename: name, ContentType: "application/octet-stream", Content: tickets.BytesContent(b)}
+	}
+	for i := range 2 {
+		in := inbound(d, fmt.Sprintf("att-%d@example.org", i), "x", att("a.bin", big), att("copy.bin", big),
+			tickets.InboundAttachment{Filename: "empty.txt", ContentType: "text/plain", Content: empty})
+		if _, err := s.IngestMail(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := sha256.Sum256(big)
+	if n := count(t, pool, `SELECT count(*) FROM blob_chunks WHERE sha256 = $1`, sum[:]); n != 3 {
+		t.Errorf("%d chunks for the big file, want 3 (stored once)", n)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM attachments`); n != 6 {
+		t.Errorf("%d attachment rows, want 6", n)
+	}
+	var buf bytes.Buffer
+	if err := s.WriteBlob(ctx, sum[:], &buf); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), big) {
+		t.Errorf("read back %d bytes, differing from the %d stored", buf.Len(), len(big))
+	}
+	buf.Reset()
+	if err := s.WriteBlob(ctx, empty.SHA256[:], &buf); err != nil || buf.Len() != 0 {
+		t.Errorf("empty file: %v, %d bytes", err, buf.Len())
+	}
+	missing := sha256.Sum256([]byte("nothing"))
+	if err := s.WriteBlob(ctx, missing[:], &buf); !errors.Is(err, tickets.ErrNotFound) {
+		t.Errorf("unknown blob: %v, want ErrNotFound", err)
+	}
+}
+
+func TestHostileTextIsStored(t *testing.T) {
+	s, _, d := newStore(t, tickets.Options{})
+	ctx := context.Background()
+	in := inbound(d, "nul@example.org", "a\x00b \xff\xfe c")
+	in.Subject = "sub\x00ject"
+	in.From.Name = "An\x00a"
+	in.Attachments = []tickets.InboundAttachment{{Filename: "f\x00.txt", ContentType: "text/plain", Content: tickets.BytesContent([]byte("x"))}}
+	res, err := s.IngestMail(ctx, in)
+	if err != nil {
+		t.Fatalf("mail with NUL bytes and invalid UTF-8: %v", err)
+	}
+	tk, err := s.Ticket(ctx, res.TicketID)
+	if err != nil || tk.Subject != "subject" {
+		t.Errorf("subject %q, %v", tk.Subject, err)
+	}
+}
+
+func TestQuarantineWhenNoSenderAddress(t *testing.T) {
+	s, pool, d := newStore(t, tickets.Options{})
+	in := inbound(d, "nosender@example.org", "x")
+	in.From, in.EnvelopeFrom = tickets.Address{}, ""
+	res, err := s.IngestMail(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Disposition != tickets.DispositionQuarantined || res.Reason == "" || res.TicketID != 0 {
+		t.Errorf("result %+v, want quarantined with a reason and no ticket", res)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM inbound WHERE disposition = 'quarantined' AND raw_size > 0`); n != 1 {
+		t.Errorf("quarantined mail not kept in the inbound log with its source")
+	}
+}
+
+func TestTokens(t *testing.T) {
+	s, pool, d := newStore(t, tickets.Options{TokenTTL: time.Hour})
+	ctx := context.Background()
+	res, err := s.IngestMail(ctx, inbound(d, "tok@example.org", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := s.IssueToken(ctx, res.TicketID, tickets.ScopeTicket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tok) != 43 {
+		t.Errorf("token %q: want 43 base64url characters (256 bits)", tok)
+	}
+	got, err := s.TicketByToken(ctx, tok, tickets.ScopeTicket)
+	if err != nil || got.ID != res.TicketID || got.TrackingID != res.TrackingID {
+		t.Fatalf("TicketByToken: %+v, %v", got, err)
+	}
+	// Only the hash is stored.
+	if n := count(t, pool, `SELECT count(*) FROM tokens WHERE hash = $1 OR encode(hash, 'escape') LIKE '%' || $2 || '%'`, []byte(tok), tok); n != 0 {
+		t.Error("the token itself is in the database")
+	}
+	for _, bad := range []string{"", "short", strings.Repeat("A", 43), tok[:42] + "B", tok + "A"} {
+		if _, err := s.TicketByToken(ctx, bad, tickets.ScopeTicket); !errors.Is(err, tickets.ErrNotFound) {
+			t.Errorf("token %q: %v, want ErrNotFound", bad, err)
+		}
+	}
+	// Expired.
+	if _, err := pool.Exec(ctx, `UPDATE tokens SET expires_at = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TicketByToken(ctx, tok, tickets.ScopeTicket); !errors.Is(err, tickets.ErrExpired) {
+		t.Errorf("expired token: %v, want ErrExpired", err)
+	}
+	// Revoked.
+	tok2, _ := s.IssueToken(ctx, res.TicketID, tickets.ScopeTicket)
+	if err := s.RevokeToken(ctx, tok2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TicketByToken(ctx, tok2, tickets.ScopeTicket); !errors.Is(err, tickets.ErrNotFound) {
+		t.Errorf("revoked token: %v, want ErrNotFound", err)
+	}
+	var ttl time.Duration
+	pool.QueryRow(ctx, `SELECT expires_at - created_at FROM tokens WHERE revoked_at IS NOT NULL`).Scan(&ttl)
+	if ttl != time.Hour {
+		t.Errorf("token lifetime %s, want the configured 1h", ttl)
+	}
+}
+
+func TestOutboxClaimsSkipLockedRowsAndRecordOutcomes(t *testing.T) {
+	woken := 0
+	s, pool, d := newStore(t, tickets.Options{OutboxQueued: func() { woken++ }})
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := s.IngestMail(ctx, inbound(d, fmt.Sprintf("ob-%d@example.org", i), "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if woken != 3 {
+		t.Errorf("OutboxQueued called %d times, want 3", woken)
+	}
+	a, err := s.ClaimOutbox(ctx, 2)
+	if err != nil || a == nil || len(a.Mails) != 2 {
+		t.Fatalf("first claim: %v, %+v", err, a)
+	}
+	// A second sender sees only the row the first did not lock.
+	b, err := s.ClaimOutbox(ctx, 10)
+	if err != nil || b == nil || len(b.Mails) != 1 {
+		t.Fatalf("second claim: %v, %+v", err, b)
+	}
+	if c, err := s.ClaimOutbox(ctx, 10); err != nil || c != nil {
+		t.Fatalf("third claim: %v, %+v; want nothing left", err, c)
+	}
+	m := a.Mails[0]
+	if m.Kind != tickets.KindAck || m.Recipient != "ana@example.org" || m.Ticket.Department.Address != "support@example.com" || m.MessageID == "" {
+		t.Errorf("claimed mail %+v", m)
+	}
+	retryAt := time.Now().Add(time.Hour)
+	a.Sent(a.Mails[0].ID)
+	a.Retry(a.Mails[1].ID, retryAt, "421 try later")
+	if err := a.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Fail(b.Mails[0].ID, "550 no such user")
+	if err := b.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	states, _ := s.OutboxForTicket(ctx, a.Mails[1].Ticket.ID)
+	if len(states) != 1 || states[0].State != "pending" || states[0].Attempts != 1 || states[0].LastError != "421 try later" {
+		t.Errorf("retried mail: %+v", states)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM outbox WHERE state = 'sent' AND sent_at IS NOT NULL`); n != 1 {
+		t.Errorf("%d sent, want 1", n)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM outbox WHERE state = 'failed' AND last_error = '550 no such user'`); n != 1 {
+		t.Errorf("%d failed with their reason, want 1", n)
+	}
+	next, ok, err := s.NextOutboxAttempt(ctx)
+	if err != nil || !ok || next.Sub(retryAt).Abs() > time.Second {
+		t.Errorf("next attempt %s %v %v, want %s", next, ok, err, retryAt)
+	}
+	if c, _ := s.ClaimOutbox(ctx, 10); c != nil {
+		t.Error("a mail due in an hour was claimed now")
+	}
+	// A rolled-back batch leaves its mails as they were.
+	pool.Exec(ctx, `UPDATE outbox SET next_attempt = now() WHERE state = 'pending'`)
+	c, _ := s.ClaimOutbox(ctx, 10)
+	c.Rollback(ctx)
+	if c, _ := s.ClaimOutbox(ctx, 10); c == nil || len(c.Mails) != 1 || c.Mails[0].Attempts != 1 {
+		t.Errorf("after a rollback: %+v", c)
+	} else {
+		c.Rollback(ctx)
+	}
+}
+
+func TestDepartments(t *testing.T) {
+	s, _, d := newStore(t, tickets.Options{})
+	ctx := context.Background()
+	if d.Address != "support@example.com" || d.Locale != "es" {
+		t.Errorf("department %+v: want the address lower-cased and locale es by default", d)
+	}
+	for _, bad := range []tickets.Department{
+		{Slug: "soporte", Name: "Otro", Address: "otro@example.com"},
+		{Slug: "otro", Name: "Otro", Address: "SUPPORT@example.com"},
+	} {
+		if _, err := s.AddDepartment(ctx, bad); !errors.Is(err, tickets.ErrConflict) {
+			t.Errorf("%+v: %v, want ErrConflict", bad, err)
+		}
+	}
+	for _, bad := range []tickets.Department{
+		{Slug: "", Name: "x", Address: "x@example.com"},
+		{Slug: "x", Name: "", Address: "x@example.com"},
+		{Slug: "x", Name: "x", Address: "Name <x@example.com>"},
+		{Slug: "x", Name: "x", Address: "x+tag@example.com"},
+		{Slug: "x", Name: "x", Address: "x@example.com", Locale: "de"},
+	} {
+		if _, err := s.AddDepartment(ctx, bad); !errors.Is(err, tickets.ErrInvalid) {
+			t.Errorf("%+v: %v, want ErrInvalid", bad, err)
+		}
+	}
+	created, err := s.EnsureDepartment(ctx, tickets.Department{Slug: "demo", Name: "Demo", Address: "demo@example.com"})
+	if err != nil || created {
+		t.Errorf("EnsureDepartment with one present: created %v, %v", created, err)
+	}
+	got, err := s.DepartmentBySlug(ctx, "soporte")
+	if err != nil || got.ID != d.ID {
+		t.Errorf("DepartmentBySlug: %+v %v", got, err)
+	}
+	if _, err := s.DepartmentBySlug(ctx, "nope"); !errors.Is(err, tickets.ErrNotFound) {
+		t.Errorf("unknown slug: %v", err)
+	}
+}
