@@ -49,7 +49,7 @@ func fixture(t *testing.T, n int) (*tickets.Store, *pgxpool.Pool) {
 		raw := fmt.Sprintf("Message-ID: <in-%d@example.org>\r\n\r\nhello", i)
 		_, err := store.IngestMail(ctx, &tickets.InboundMail{
 			Source: "smtp", Department: d, MessageID: fmt.Sprintf("in-%d@example.org", i),
-			From: tickets.Address{Name: "Zoë", Email: fmt.Sprintf("customer%d@example.org", i)},
+			From:    tickets.Address{Name: "Zoë", Email: fmt.Sprintf("customer%d@example.org", i)},
 			Subject: "Invoice für März", Text: "hello", Raw: tickets.BytesContent([]byte(raw)),
 		})
 		if err != nil {
@@ -362,9 +362,9 @@ func TestTwoWorkersSendEachMailOnce(t *testing.T) {
 
 func TestEncodeSubject(t *testing.T) {
 	for in, want := range map[string]string{
-		"[ABD-BDE-GHJL] We received your request: Hello": "[ABD-BDE-GHJL] We received your request: Hello",
+		"[ABD-BDE-GHJL] We received your request: Hello":   "[ABD-BDE-GHJL] We received your request: Hello",
 		"[ABD-BDE-GHJL] Recibido: No puedo iniciar sesión": "[ABD-BDE-GHJL] Recibido: No puedo iniciar =?utf-8?q?sesi=C3=B3n?=",
-		"Ñandú": "=?utf-8?q?=C3=91and=C3=BA?=",
+		"Ñandú":                    "=?utf-8?q?=C3=91and=C3=BA?=",
 		"[X] a =?utf-8?q?fake?= ü": "=?utf-8?q?[X]_a_=3D=3Futf-8=3Fq=3Ffake=3F=3D_=C3=BC?=",
 	} {
 		if got := encodeSubject(in); got != want {
