@@ -300,7 +300,7 @@ func TestSMTPDatabaseDownGives451ThenOneTicket(t *testing.T) {
 		t.Skip("starts its own PostgreSQL")
 	}
 	ctx := context.Background()
-	own, err := testdb.Open(ctx, true)
+	own, err := testdb.Open(ctx, testdb.Options{Own: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ type DB struct {
 //
 //	func TestMain(m *testing.M) { testdb.Main(m, &db) }
 func Main(m *testing.M, out **DB) {
-	db, err := Open(context.Background(), false)
+	db, err := Open(context.Background(), Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "test database:", err)
 		os.Exit(1)
@@ -46,9 +46,18 @@ func Main(m *testing.M, out **DB) {
 	os.Exit(code)
 }
 
-// Open creates a migrated database. Own forces a private cluster (tests that
-// stop the server need one), and makes it durable.
-func Open(ctx context.Context, own bool) (*DB, error) {
+// Options says what kind of database a test needs.
+type Options struct {
+	// Own starts a private, durable cluster even when EnvURL is set: tests
+	// that stop the server need one.
+	Own bool
+	// Blank leaves the database without the schema.
+	Blank bool
+}
+
+// Open creates a database, migrated unless opts.Blank.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	own := opts.Own
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	server := os.Getenv(EnvURL)
@@ -101,6 +110,9 @@ func Open(ctx context.Context, own bool) (*DB, error) {
 		return nil, fmt.Errorf("connect to %s: %w", name, err)
 	}
 	defer conn.Close(ctx)
+	if opts.Blank {
+		return db, nil
+	}
 	if _, err := migrations.Apply(ctx, conn); err != nil {
 		db.drop()
 		return nil, err

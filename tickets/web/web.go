@@ -171,7 +171,11 @@ func (s *Server) attachment(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename}))
+	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename})
+	if disposition == "" { // a name FormatMediaType cannot express
+		disposition = "attachment"
+	}
+	h.Set("Content-Disposition", disposition)
 	h.Set("Content-Length", strconv.FormatInt(a.Size, 10))
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
