@@ -116,6 +116,9 @@ func (w *Worker) Stats() Stats {
 // another instance, or due for a retry, is picked up within it.
 const idlePoll = 2 * time.Second
 
+// batchTimeout bounds one batch: claiming, sending and recording.
+const batchTimeout = 5 * time.Minute
+
 // Run sends mail until ctx ends. A batch in flight when ctx ends is
 // finished first.
 func (w *Worker) Run(ctx context.Context) error {
@@ -131,8 +134,11 @@ func (w *Worker) loop(ctx context.Context) {
 	errDelay := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		// A batch is finished even when ctx ends meanwhile: its mails are
-		// being sent, and the outcome must be recorded.
-		n, err := w.drain(context.WithoutCancel(ctx))
+		// being sent, and the outcome must be recorded. A bound still
+		// applies, so a hung relay cannot hold shutdown forever.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+		n, err := w.drain(bctx)
+		cancel()
 		if err != nil {
 			w.log.Error("outbox", "err", err)
 			sleep(ctx, errDelay)

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/text/language"
 	"golang.org/x/time/rate"
 
 	"github.com/helpdeskgw/helpdesk/templates"
@@ -104,9 +105,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // ticketByToken resolves the token of the request, answering the request
 // itself when it cannot.
 func (s *Server) ticketByToken(w http.ResponseWriter, r *http.Request) (tickets.Ticket, bool) {
+	locale := requestLocale(r)
 	if !s.limiter.allow(clientIP(r)) {
 		w.Header().Set("Retry-After", "60")
-		s.renderError(w, r, http.StatusTooManyRequests, "error.rate_limited", templates.Locales[0])
+		s.renderError(w, r, http.StatusTooManyRequests, "error.rate_limited", locale)
 		return tickets.Ticket{}, false
 	}
 	t, err := s.store.TicketByToken(r.Context(), r.PathValue("token"), tickets.ScopeTicket)
@@ -114,12 +116,12 @@ func (s *Server) ticketByToken(w http.ResponseWriter, r *http.Request) (tickets.
 	case err == nil:
 		return t, true
 	case errors.Is(err, tickets.ErrNotFound):
-		s.renderError(w, r, http.StatusNotFound, "error.not_found", templates.Locales[0])
+		s.renderError(w, r, http.StatusNotFound, "error.not_found", locale)
 	case errors.Is(err, tickets.ErrExpired):
-		s.renderError(w, r, http.StatusGone, "error.expired", templates.Locales[0])
+		s.renderError(w, r, http.StatusGone, "error.expired", locale)
 	default:
 		s.log.Error("look up token", "err", err)
-		s.renderError(w, r, http.StatusInternalServerError, "error.internal", templates.Locales[0])
+		s.renderError(w, r, http.StatusInternalServerError, "error.internal", locale)
 	}
 	return t, false
 }
@@ -201,6 +203,19 @@ type errorPage struct{ Message string }
 
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, message, locale string) {
 	s.render(w, r, status, templates.PageError, locale, errorPage{Message: message})
+}
+
+// localeMatcher picks one of the page languages from Accept-Language.
+var localeMatcher = language.NewMatcher([]language.Tag{language.Spanish, language.English})
+
+// requestLocale is the language a request asks for, where no ticket says.
+func requestLocale(r *http.Request) string {
+	tags, _, _ := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
+	_, i, conf := localeMatcher.Match(tags...)
+	if conf == language.No {
+		return templates.Locales[0]
+	}
+	return []string{"es", "en"}[i]
 }
 
 func clientIP(r *http.Request) string {
