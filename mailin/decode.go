@@ -11,15 +11,17 @@ import (
 // decoders stop at the first bad byte; mail in the wild has stray characters
 // in base64 and bare '=' in quoted-printable, and a reader would rather see
 // the rest of the text than nothing. Unknown encodings pass through as they
-// are.
-func decodeTransfer(enc string, r io.Reader) io.Reader {
+// are, and known is false for them.
+func decodeTransfer(enc string, r io.Reader) (decoded io.Reader, known bool) {
 	switch strings.ToLower(strings.TrimSpace(enc)) {
 	case "base64":
-		return base64.NewDecoder(base64.RawStdEncoding, &base64Filter{r: r})
+		return base64.NewDecoder(base64.RawStdEncoding, &base64Filter{r: r}), true
 	case "quoted-printable":
-		return &qpReader{r: bufio.NewReader(r)}
+		return &qpReader{r: bufio.NewReader(r)}, true
+	case "", "7bit", "8bit", "binary":
+		return r, true
 	default:
-		return r
+		return r, false
 	}
 }
 

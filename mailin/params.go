@@ -29,14 +29,34 @@ func decodeText(s string) string {
 	return toUTF8(s)
 }
 
+// toUTF8 makes s fit to store as text: valid UTF-8 (bytes that are not are
+// read as Windows-1252), without NUL characters (PostgreSQL refuses them in
+// text), and with the C1 control characters that ISO-8859-1 gives for bytes
+// 0x80–0x9F read as Windows-1252 would show them: mail labelled ISO-8859-1 is
+// very often Windows-1252 with its curly quotes, as the WHATWG encoding
+// standard (and every browser and mail reader) assumes.
 func toUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
+	if !utf8.ValidString(s) {
+		if d, err := charmap.Windows1252.NewDecoder().String(s); err == nil && utf8.ValidString(d) {
+			s = d
+		} else {
+			s = strings.ToValidUTF8(s, "\uFFFD")
+		}
 	}
-	if d, err := charmap.Windows1252.NewDecoder().String(s); err == nil {
-		return d
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
 	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	if strings.IndexByte(s, 0xc2) >= 0 { // the first byte of U+0080–U+00BF
+		s = strings.Map(func(r rune) rune {
+			if r >= 0x80 && r <= 0x9f {
+				if w := charmap.Windows1252.DecodeByte(byte(r)); w != utf8.RuneError {
+					return w
+				}
+			}
+			return r
+		}, s)
+	}
+	return s
 }
 
 // mediaType parses a Content-Type or Content-Disposition value leniently:
@@ -195,13 +215,14 @@ func decodeCharset(cs, s string) string {
 }
 
 // cleanFilename makes a name safe to offer for download: no directories, no
-// control characters, at most 200 characters. It returns "" when nothing
-// usable is left.
+// control or format characters (a right-to-left override makes
+// "factura\u202efdp.exe" show as "facturaexe.pdf"), at most 200 characters.
+// It returns "" when nothing usable is left.
 func cleanFilename(name string) string {
 	name = strings.ReplaceAll(name, "\\", "/")
 	name = path.Base(strings.TrimSpace(name))
 	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError || r == '"' {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError || r == '"' {
 			return -1
 		}
 		return r

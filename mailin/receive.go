@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -86,7 +87,7 @@ func (r *Receiver) Department(ctx context.Context, addr string) (tickets.Departm
 // it returns nil, every department's copy is committed.
 func (r *Receiver) Deliver(ctx context.Context, env Envelope, raw tickets.Content) ([]tickets.IngestResult, error) {
 	start := time.Now()
-	parsed, err := Parse(reader(raw), r.tmpDir)
+	parsed, err := r.parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("parse mail: %w", err)
 	}
@@ -124,6 +125,20 @@ func (r *Receiver) Deliver(ctx context.Context, env Envelope, raw tickets.Conten
 			"problems", len(parsed.Problems), "elapsed", time.Since(start))
 	}
 	return results, nil
+}
+
+// parse reads the mail. Should the parser ever fail on some input, the mail
+// still becomes a ticket: its text is the raw mail, which is kept anyway,
+// and the failure is one of its problems.
+func (r *Receiver) parse(raw tickets.Content) (p *Parsed, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("parser failed; keeping the mail as raw text", "panic", v, "stack", string(debug.Stack()))
+			text, _, _ := readLimited(reader(raw), maxTextBytes)
+			p, err = &Parsed{Text: toUTF8(text), Problems: []string{fmt.Sprintf("the parser failed (%v); the mail is kept as it came", v)}}, nil
+		}
+	}()
+	return Parse(reader(raw), r.tmpDir)
 }
 
 // automaticReason says why a mail comes from a machine rather than a person
