@@ -32,7 +32,7 @@ func startApp(t *testing.T) (*App, string) {
 	db.Reset(t)
 	spool := t.TempDir()
 	cfg, err := loadConfig([]string{
-		"HELPDESK_DATABASE_URL=" + db.URL,
+		"HELPDESK_DATABASE_URL=" + db.ConnString(t),
 		"HELPDESK_SMTP_ADDR=127.0.0.1:0",
 		"HELPDESK_HTTP_ADDR=127.0.0.1:0",
 		"HELPDESK_BASE_URL=" + testBaseURL,
@@ -268,7 +268,7 @@ func get(t *testing.T, url string, status int) string {
 
 func TestDepartmentCommands(t *testing.T) {
 	db.Reset(t)
-	environ := []string{"HELPDESK_DATABASE_URL=" + db.URL}
+	environ := []string{"HELPDESK_DATABASE_URL=" + db.ConnString(t)}
 	ctx := context.Background()
 	var out bytes.Buffer
 	err := run(ctx, []string{"department", "add", "--slug", "facturacion", "--name", "Facturación", "--address", "Facturacion@Example.com", "--locale", "es"}, environ, &out)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,22 +29,48 @@ type DB struct {
 	URL     string
 	Cluster *pgcluster.Cluster // nil when the server was given by EnvURL
 	drop    func()
+
+	// A database from Main opens at its first use, so that test binaries
+	// (and fuzz workers) that never touch it do not start PostgreSQL.
+	lazy    bool
+	once    sync.Once
+	openErr error
 }
 
-// Main runs a test binary's tests against a fresh database and removes it
-// afterwards. Use it from TestMain:
+// Main runs a test binary's tests with a database that is created when a
+// test first needs it and removed afterwards. Use it from TestMain:
 //
 //	func TestMain(m *testing.M) { testdb.Main(m, &db) }
 func Main(m *testing.M, out **DB) {
-	db, err := Open(context.Background(), Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "test database:", err)
-		os.Exit(1)
-	}
+	db := &DB{lazy: true}
 	*out = db
 	code := m.Run()
 	db.Close()
 	os.Exit(code)
+}
+
+func (db *DB) ensure(t testing.TB) {
+	t.Helper()
+	if !db.lazy {
+		return
+	}
+	db.once.Do(func() {
+		opened, err := Open(context.Background(), Options{})
+		if err != nil {
+			db.openErr = err
+			return
+		}
+		db.URL, db.Cluster, db.drop = opened.URL, opened.Cluster, opened.drop
+	})
+	if db.openErr != nil {
+		t.Fatalf("test database: %v", db.openErr)
+	}
+}
+
+// ConnString is the database's connection URL.
+func (db *DB) ConnString(t testing.TB) string {
+	db.ensure(t)
+	return db.URL
 }
 
 // Options says what kind of database a test needs.
@@ -121,11 +148,16 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 }
 
 // Close removes the database (and the cluster, if it started one).
-func (db *DB) Close() { db.drop() }
+func (db *DB) Close() {
+	if db.drop != nil {
+		db.drop()
+	}
+}
 
 // Pool opens a connection pool to the database, closed when t ends.
 func (db *DB) Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
+	db.ensure(t)
 	cfg, err := pgxpool.ParseConfig(db.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +174,7 @@ func (db *DB) Pool(t testing.TB) *pgxpool.Pool {
 // Reset empties every table but the schema version, between tests.
 func (db *DB) Reset(t testing.TB) {
 	t.Helper()
+	db.ensure(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, db.URL)
 	if err != nil {
