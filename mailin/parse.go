@@ -86,7 +86,8 @@ func Parse(r io.Reader, tmpDir string) (*Parsed, error) {
 		p.Close()
 		return nil, err
 	}
-	p.Text = strings.Join(texts, "\n\n")
+	// One line end throughout, whatever each part had.
+	p.Text = strings.ReplaceAll(strings.Join(texts, "\n\n"), "\r\n", "\n")
 	if len(htmls) > 0 {
 		p.HTML = toUTF8(sanitizeHTML(strings.Join(htmls, "\n")))
 		if strings.TrimSpace(p.Text) == "" {

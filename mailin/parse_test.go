@@ -63,7 +63,7 @@ var fixtures = map[string]wantMail{
 		Subject:     "Problema con el pedido 1234",
 		From:        tickets.Address{Name: "Ana María López", Email: "ana@example.org"},
 		MessageID:   "full-1@mail.example.org",
-		Text:        "Hola,\r\n\r\nel pedido 1234 llegó roto. Adjunto la factura y una foto.\r\n\r\nGracias,\r\nAna",
+		Text:        "Hola,\n\nel pedido 1234 llegó roto. Adjunto la factura y una foto.\n\nGracias,\nAna",
 		HTML:        `<p>Hola,</p><p>el pedido 1234 llegó <b>roto</b>.</p><img src="cid:foto1@example.org" alt="foto">`,
 		Attachments: fullAttachments,
 	},
@@ -79,18 +79,18 @@ var fixtures = map[string]wantMail{
 		Subject:   "Facturación de septiembre",
 		From:      tickets.Address{Name: "José Muñoz", Email: "jose@example.org"},
 		MessageID: "latin1-qp@example.org",
-		Text:      "Buenos días:\r\n\r\nLa factura de septiembre está duplicada. ¿Podrían revisarla? Es una línea larga partida con un salto suave.\r\n\r\nUn saludo,\r\nJosé\r\n",
+		Text:      "Buenos días:\n\nLa factura de septiembre está duplicada. ¿Podrían revisarla? Es una línea larga partida con un salto suave.\n\nUn saludo,\nJosé\n",
 	},
 	"latin1-8bit.eml": {
 		Subject:   "¿Dónde está mi pedido?",
 		From:      tickets.Address{Name: "María Ibáñez", Email: "maria@example.org"},
 		MessageID: "latin1-8bit@example.org",
-		Text:      "“Hola”, el pedido costó 20 € – y no llegó. It’s late…\r\n",
+		Text:      "“Hola”, el pedido costó 20 € – y no llegó. It’s late…\n",
 	},
 	"latin1-cp1252-quotes.eml": {
 		Subject: "“Urgente”",
 		From:    tickets.Address{Email: "jose@example.org"},
-		Text:    "“Gracias” por todo – José\r\n",
+		Text:    "“Gracias” por todo – José\n",
 	},
 	"filenames.eml": {
 		Subject:   "Nombres de fichero",
@@ -122,13 +122,13 @@ var fixtures = map[string]wantMail{
 	"multipart-no-boundary.eml": {
 		Subject:  "Sin frontera",
 		From:     tickets.Address{Email: "ana@example.org"},
-		Text:     "Este correo dice ser multipart pero no tiene frontera.\r\n",
+		Text:     "Este correo dice ser multipart pero no tiene frontera.\n",
 		Problems: []string{"part 1 is multipart/mixed without a boundary; read as text"},
 	},
 	"boundary-never-appears.eml": {
 		Subject:  "Frontera ausente",
 		From:     tickets.Address{Email: "ana@example.org"},
-		Text:     "El texto sigue aquí aunque la frontera no aparece.\r\n",
+		Text:     "El texto sigue aquí aunque la frontera no aparece.\n",
 		Problems: []string{"part 1 is a multipart whose boundary never appears; read as text"},
 	},
 	"unknown-cte.eml": {
@@ -141,13 +141,13 @@ var fixtures = map[string]wantMail{
 	"unknown-cte-single.eml": {
 		Subject:  "Una parte",
 		From:     tickets.Address{Email: "ana@example.org"},
-		Text:     "Texto de una sola parte.\r\n",
+		Text:     "Texto de una sola parte.\n",
 		Problems: []string{`unknown Content-Transfer-Encoding "9bit"; kept as it is`},
 	},
 	"bad-qp.eml": {
 		Subject: "QP roto",
 		From:    tickets.Address{Email: "ana@example.org"},
-		Text:    "Precio =ZZ 20 euros = y más texto\r\nsegunda línea y un = al final que une, = y ",
+		Text:    "Precio =ZZ 20 euros = y más texto\nsegunda línea y un = al final que une, = y ",
 	},
 	"bad-base64.eml": {
 		Subject:     "base64 roto",
@@ -159,43 +159,43 @@ var fixtures = map[string]wantMail{
 		Subject:   "Sigue leyendo",
 		From:      tickets.Address{Email: "ana@example.org"},
 		MessageID: "bad-header@example.org",
-		Text:      "Cuerpo.\r\n",
+		Text:      "Cuerpo.\n",
 		Problems:  []string{`line "Esta linea no tiene dos puntos" is not a header field; skipped`},
 	},
 	"no-blank-line.eml": {
 		Subject:  "Sin separacion",
 		From:     tickets.Address{Email: "ana@example.org"},
-		Text:     "Hola, esto es el cuerpo\r\nsin línea en blanco.\r\n",
+		Text:     "Hola, esto es el cuerpo\nsin línea en blanco.\n",
 		Problems: []string{`ends without a blank line before "Hola, esto es el cuerpo"`},
 	},
 	"mbox-from-line.eml": {
 		Subject:   "Exportado de un mbox",
 		From:      tickets.Address{Email: "ana@example.org"},
 		MessageID: "mbox-1@example.org",
-		Text:      "Cuerpo.\r\n",
+		Text:      "Cuerpo.\n",
 		Problems:  []string{`line "From ana@example.org Mon Nov 23 10:00:00 2026" is not a header field`},
 	},
 	"no-from.eml": {
 		Subject:  "Sin remitente",
-		Text:     "Hola.\r\n",
+		Text:     "Hola.\n",
 		Problems: []string{"no From: header"},
 	},
 	"from-unbalanced.eml": {
 		Subject: "Remitente roto",
 		From:    tickets.Address{Name: "Juan Pérez", Email: "juan@example.com"},
-		Text:    "Hola.\r\n",
+		Text:    "Hola.\n",
 	},
 	"from-broken-quote.eml": {
 		Subject: "Comillas rotas",
 		From:    tickets.Address{Name: "broken", Email: "x@y.com"},
-		Text:    "Hola.\r\n",
+		Text:    "Hola.\n",
 	},
 	// PostgreSQL refuses NUL in text: it must not get that far.
 	"nul-bytes.eml": {
 		Subject:   "Nulos",
 		From:      tickets.Address{Email: "ana@example.org"},
 		MessageID: "nul@example.org",
-		Text:      "Holamundo\r\n",
+		Text:      "Holamundo\n",
 	},
 	"empty.eml": {
 		Problems: []string{"no From: header"},
@@ -208,7 +208,7 @@ var fixtures = map[string]wantMail{
 		Subject:   "Re: [#ABC-DEF-GHIJ] Ticket recibido",
 		From:      tickets.Address{Email: "ana@example.org"},
 		MessageID: "reply-1@mail.example.org",
-		Text:      "Gracias.\r\n",
+		Text:      "Gracias.\n",
 	},
 }
 
@@ -442,8 +442,8 @@ func TestParseTextAndHTMLChoice(t *testing.T) {
 		{"plain preferred", alt("Desde el texto"), "Desde el texto", "<p>Desde el <b>HTML</b></p>"},
 		{"empty plain part", alt("  "), "Desde el *HTML*", "<p>Desde el <b>HTML</b></p>"},
 		{"html only", crlf("From: a@example.org\nContent-Type: text/html\n\n<div>Hola <i>mundo</i></div><script>x()</script>\n"), "Hola mundo", "<div>Hola <i>mundo</i></div>\n"},
-		{"no content type", crlf("From: a@example.org\n\nHola\n"), "Hola\r\n", ""},
-		{"invalid content type", crlf("From: a@example.org\nContent-Type: text/html garbage\n\n<b>Hola</b>\n"), "<b>Hola</b>\r\n", ""},
+		{"no content type", crlf("From: a@example.org\n\nHola\n"), "Hola\n", ""},
+		{"invalid content type", crlf("From: a@example.org\nContent-Type: text/html garbage\n\n<b>Hola</b>\n"), "<b>Hola</b>\n", ""},
 		{"two text parts", crlf("From: a@example.org\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nuno\n--b\nContent-Type: text/plain\n\ndos\n--b--\n"), "uno\n\ndos", ""},
 	}
 	for _, tt := range tests {
@@ -547,20 +547,20 @@ func TestParseHeader(t *testing.T) {
 		if b.String() != header {
 			t.Errorf("header written back:\n%q\nwant\n%q", b.String(), header)
 		}
-		if p.Text != "body\r\n" {
+		if p.Text != "body\n" {
 			t.Errorf("Text = %q", p.Text)
 		}
 	})
 	t.Run("malformed lines are skipped and reading goes on", func(t *testing.T) {
 		p := parseString(t, crlf("From: a@example.org\n: no name\n  leading space\nX-Ok: 1\nBad Name: x\nSubject: still read\nno colon here\nTo: b@example.org\n\nbody\n"))
-		if p.Subject != "still read" || p.Text != "body\r\n" || p.Header.Get("To") != "b@example.org" || p.Header.Get("X-Ok") != "1" {
+		if p.Subject != "still read" || p.Text != "body\n" || p.Header.Get("To") != "b@example.org" || p.Header.Get("X-Ok") != "1" {
 			t.Errorf("Subject %q, Text %q, header %v", p.Subject, p.Text, p.Header.Map())
 		}
 		checkProblems(t, p, `": no name\r\n  leading space" is not a header field`, `"Bad Name: x" is not a header field`, `"no colon here" is not a header field`)
 	})
 	t.Run("malformed first line", func(t *testing.T) {
 		p := parseString(t, crlf(" continuation first\nFrom: a@example.org\nSubject: s\n\nbody\n"))
-		if p.Subject != "s" || p.From.Email != "a@example.org" || p.Text != "body\r\n" {
+		if p.Subject != "s" || p.From.Email != "a@example.org" || p.Text != "body\n" {
 			t.Errorf("Subject %q, From %q, Text %q", p.Subject, p.From.Email, p.Text)
 		}
 		checkProblems(t, p, "not a header field")
@@ -587,7 +587,7 @@ func TestParseHeader(t *testing.T) {
 		}
 		b.WriteString("X-Last: 1\r\n\r\nbody\r\n")
 		p := parseString(t, b.String())
-		if p.Subject != "s" || p.Text != "body\r\n" {
+		if p.Subject != "s" || p.Text != "body\n" {
 			t.Errorf("Subject %q, Text %q", p.Subject, p.Text)
 		}
 		var kept bytes.Buffer
@@ -599,7 +599,7 @@ func TestParseHeader(t *testing.T) {
 	})
 	t.Run("very long header line", func(t *testing.T) {
 		p := parseString(t, "From: a@example.org\r\nX-Long: "+strings.Repeat("y", 3*maxHeader)+"\r\nSubject: s\r\n\r\nbody\r\n")
-		if p.Subject != "s" || p.Text != "body\r\n" {
+		if p.Subject != "s" || p.Text != "body\n" {
 			t.Errorf("Subject %q, Text %q", p.Subject, p.Text)
 		}
 		checkProblems(t, p, "header of the mail is longer than")

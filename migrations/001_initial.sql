@@ -57,7 +57,8 @@ CREATE TABLE inbound (
     envelope_from   text NOT NULL DEFAULT '',
     envelope_to     text NOT NULL DEFAULT '',
     message_id      text NOT NULL DEFAULT '',
-    -- The Message-ID, or "sha256:<hex>" of the raw bytes when there is none.
+    -- "id:<Message-ID> from:<From address>", or "sha256:<hex>" of the raw
+    -- bytes when there is no Message-ID.
     dedupe_key      text NOT NULL,
     from_address    text NOT NULL DEFAULT '',
     subject         text NOT NULL DEFAULT '',

@@ -75,11 +75,13 @@ type IngestResult struct {
 	AckQueued   bool
 }
 
-// dedupeKey identifies a mail across deliveries: its Message-ID, or the hash
-// of its bytes when it has none (such mail is deduplicated, never dropped).
+// dedupeKey identifies a mail across deliveries: its Message-ID with the
+// From: address, or the hash of its bytes when it has no Message-ID (such
+// mail is deduplicated, never dropped). The address keeps two senders whose
+// software makes poor Message-IDs ("12345") from passing for each other.
 func dedupeKey(in *InboundMail) string {
 	if in.MessageID != "" {
-		return in.MessageID
+		return "id:" + in.MessageID + " from:" + strings.ToLower(in.From.Email)
 	}
 	return "sha256:" + hex.EncodeToString(in.Raw.SHA256[:])
 }

@@ -87,6 +87,27 @@ func TestConcurrentDeliveriesOfOneMailMakeOneTicket(t *testing.T) {
 	}
 }
 
+func TestSameMessageIDFromAnotherSenderIsAnotherMail(t *testing.T) {
+	s, _, d := newStore(t, tickets.Options{})
+	ctx := context.Background()
+	a := inbound(d, "12345", "de Ana")
+	b := inbound(d, "12345", "de Luis")
+	b.From.Email = "luis@example.net"
+	again := inbound(d, "12345", "de Ana")
+	again.From.Email = "ANA@example.org"
+	var got []tickets.Disposition
+	for _, in := range []*tickets.InboundMail{a, b, again} {
+		res, err := s.IngestMail(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, res.Disposition)
+	}
+	if fmt.Sprint(got) != "[ticket ticket duplicate]" {
+		t.Errorf("dispositions %v, want [ticket ticket duplicate]", got)
+	}
+}
+
 func TestAttachmentsAreStoredOncePerContentInChunks(t *testing.T) {
 	s, pool, d := newStore(t, tickets.Options{})
 	ctx := context.Background()
