@@ -98,44 +98,50 @@ func redactURL(raw string) string {
 }
 
 // spoolSender writes each mail as DIR/<outbox id>.eml. Files appear whole
-// (written aside, synced, renamed) and are durable before Send returns.
+// (written aside, then renamed), and a batch's files are on disk before its
+// Close returns: one sync for the batch rather than two per mail.
 type spoolSender struct{ dir string }
 
-func (s *spoolSender) Describe() string                   { return "spool " + s.dir }
-func (s *spoolSender) Open(context.Context) (conn, error) { return s, nil }
-func (s *spoolSender) Close() error                       { return nil }
+func (s *spoolSender) Describe() string { return "spool " + s.dir }
 
-func (s *spoolSender) Send(_ context.Context, e Envelope) error {
-	name := filepath.Join(s.dir, fmt.Sprintf("%012d.eml", e.ID))
-	tmp, err := os.CreateTemp(s.dir, ".tmp-*")
+func (s *spoolSender) Open(context.Context) (conn, error) { return &spoolBatch{dir: s.dir}, nil }
+
+type spoolBatch struct {
+	dir     string
+	written []string
+}
+
+func (b *spoolBatch) Send(_ context.Context, e Envelope) error {
+	name := filepath.Join(b.dir, fmt.Sprintf("%012d.eml", e.ID))
+	tmp, err := os.CreateTemp(b.dir, ".tmp-*")
 	if err != nil {
 		return fmt.Errorf("spool mail %d: %w", e.ID, err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(e.Data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("spool mail %d: %w", e.ID, err)
+	_, err = tmp.Write(e.Data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("spool mail %d: %w", e.ID, err)
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o640)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("spool mail %d: %w", e.ID, err)
+	if err == nil {
+		err = os.Rename(tmp.Name(), name)
 	}
-	if err := os.Chmod(tmp.Name(), 0o640); err != nil {
-		return fmt.Errorf("spool mail %d: %w", e.ID, err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("spool mail %d: %w", e.ID, err)
-	}
-	d, err := os.Open(s.dir)
 	if err != nil {
 		return fmt.Errorf("spool mail %d: %w", e.ID, err)
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("spool mail %d: sync directory: %w", e.ID, err)
+	b.written = append(b.written, name)
+	return nil
+}
+
+// Close syncs what the batch wrote, renames included.
+func (b *spoolBatch) Close() error {
+	if len(b.written) == 0 {
+		return nil
+	}
+	if err := syncFiles(b.dir, b.written); err != nil {
+		return fmt.Errorf("spool: sync %s: %w", b.dir, err)
 	}
 	return nil
 }
@@ -232,9 +238,11 @@ func (rc *relayConn) Send(_ context.Context, e Envelope) error {
 	return nil
 }
 
+// Close ends the session. Its error does not matter: every mail sent was
+// accepted with its own reply.
 func (rc *relayConn) Close() error {
 	if err := rc.c.Quit(); err != nil {
-		return rc.c.Close()
+		rc.c.Close()
 	}
 	return nil
 }

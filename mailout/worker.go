@@ -191,18 +191,27 @@ func (w *Worker) drain(ctx context.Context) (int, error) {
 		batch.Rollback(ctx)
 		return 0, err
 	}
-	conn, openErr := w.sender.Open(ctx)
+	outcomes := make([]error, n)
+	conn, err := w.sender.Open(ctx)
 	for i, m := range batch.Mails {
-		err := openErr
+		outcomes[i] = err
 		if err == nil {
-			err = w.send(ctx, conn, m, tokens[i])
+			outcomes[i] = w.send(ctx, conn, m, tokens[i])
 		}
-		w.record(batch, m, err)
 	}
 	if conn != nil {
+		// Closing makes the batch durable (the spool syncs its files); a
+		// mail counts as sent only after that.
 		if err := conn.Close(); err != nil {
-			w.log.Debug("close mail connection", "err", err)
+			for i := range outcomes {
+				if outcomes[i] == nil {
+					outcomes[i] = err
+				}
+			}
 		}
+	}
+	for i, m := range batch.Mails {
+		w.record(batch, m, outcomes[i])
 	}
 	if err := batch.Commit(ctx); err != nil {
 		// The mails went out but are still pending: they will be sent

@@ -13,6 +13,10 @@ import (
 // chunkSize bounds the memory a blob costs on its way in or out.
 const chunkSize = 256 << 10
 
+// inlineBlobSize is the size up to which contents are stored together, one
+// statement for all of a batch's; larger ones are stored a chunk at a time.
+const inlineBlobSize = 64 << 10
+
 // Content is a file to store: its size and SHA-256 are known before it is
 // stored (computed while it was spooled), and it is read in chunks.
 type Content struct {

@@ -113,6 +113,7 @@ type Store struct {
 	log          *slog.Logger
 	tokenTTL     time.Duration
 	outboxQueued func()
+	queue        ingestQueue
 }
 
 // Options configures a Store.

@@ -30,7 +30,7 @@ func buildGateway(ctx context.Context, root, dir string) (string, error) {
 type gatewayConfig struct {
 	bin         string
 	databaseURL string
-	outbox      string // spool directory of the acknowledgements
+	mailOut     string // HELPDESK_MAIL_OUT: where the acknowledgements go
 	logPath     string
 	// maxMessageBytes is HELPDESK_MAX_MESSAGE_BYTES; zero keeps the default.
 	maxMessageBytes int64
@@ -66,7 +66,7 @@ func startGateway(ctx context.Context, cfg gatewayConfig) (*gateway, error) {
 		"HELPDESK_DATABASE_URL=" + cfg.databaseURL,
 		"HELPDESK_SMTP_ADDR=" + smtpAddr,
 		"HELPDESK_HTTP_ADDR=" + httpAddr,
-		"HELPDESK_MAIL_OUT=file://" + cfg.outbox,
+		"HELPDESK_MAIL_OUT=" + cfg.mailOut,
 		// The per-mail info line would otherwise dominate.
 		"HELPDESK_LOG_LEVEL=warn",
 	}

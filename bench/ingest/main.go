@@ -34,7 +34,7 @@ type options struct {
 	keep    bool   // keep the temporary directory
 	waits   bool   // sample PostgreSQL wait events during the 4 KB run
 	stmts   bool   // load pg_stat_statements and report the 4 KB run's statements
-	outbox  string // spool directory of the acknowledgements; empty: in the temporary directory
+	outbox  string // spool directory of the acknowledgements; empty: a no-op relay
 	results string // Markdown output, relative to the module root
 }
 
@@ -43,10 +43,10 @@ func main() {
 	flag.IntVar(&o.mails, "mails", 5000, "number of 4 KB mails, each from its own sender")
 	flag.IntVar(&o.big, "big", 200, "number of mails with a 1 MB attachment")
 	flag.IntVar(&o.conns, "conns", 20, "concurrent SMTP connections (and INSERT loops)")
-	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, outbox, gateway log) for inspection")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, gateway logs) for inspection")
 	flag.BoolVar(&o.waits, "waits", false, "sample PostgreSQL's wait events during the 4 KB run and report them")
 	flag.BoolVar(&o.stmts, "statements", false, "load pg_stat_statements (it costs a little) and report the statements of the 4 KB run")
-	flag.StringVar(&o.outbox, "outbox", "", "directory the gateway spools acknowledgements to (default: in the temporary directory)")
+	flag.StringVar(&o.outbox, "outbox", "", "spool the acknowledgements to this directory (file://) instead of sending them to a no-op SMTP relay")
 	flag.StringVar(&o.results, "results", "bench/RESULTS.md", "where to write the Markdown table, relative to the module root; empty: nowhere")
 	flag.Parse()
 	if o.mails < 1 || o.big < 0 || o.conns < 1 {

@@ -235,7 +235,9 @@ func (r *results) markdown(w io.Writer) {
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.command())
 	fmt.Fprintf(w, "The gateway is the real binary (`helpdesk serve --demo`, log level warn) on a private PostgreSQL with fsync "+
 		"and synchronous_commit on; a mail counts when the 250 after its DATA arrives, which the gateway sends only "+
-		"after the ticket, its message and the acknowledgement's outbox row are committed. The ceilings are measured "+
+		"after the ticket, its message and the acknowledgement's outbox row are committed; meanwhile it sends the "+
+		"acknowledgements, to a relay on loopback that accepts and discards them (`-outbox DIR` spools them to files "+
+		"instead). The ceilings are measured "+
 		"in the same run with the same load generator, mails and concurrency: a go-smtp server that discards the mail, "+
 		"and one-row INSERT transactions on the same PostgreSQL. CPU is user+system time per mail from /proc; "+
 		"\"machine busy\" is the share of all cores in use, \"others\" the part of it used by other processes "+

@@ -1,0 +1,369 @@
+package tickets
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ingestTx records mails in one transaction: their raw sources and files,
+// one inbound-log row each, a ticket with its message, attachments, history
+// and acknowledgement for each mail a department does not have yet, and a
+// duplicate entry for each it has. Every statement covers all the mails, so
+// the cost per mail falls as more arrive together.
+func (s *Store) ingestTx(ctx context.Context, mails []*InboundMail) ([]IngestResult, error) {
+	var res []IngestResult
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		res, err = ingest(ctx, tx, mails)
+		return err
+	})
+	return res, err
+}
+
+// batch is the mails of one transaction with what is derived from them.
+type batch struct {
+	mails     []*InboundMail
+	keys      []string
+	customers []string
+	res       []IngestResult
+}
+
+func ingest(ctx context.Context, tx pgx.Tx, mails []*InboundMail) ([]IngestResult, error) {
+	b := &batch{
+		mails:     make([]*InboundMail, len(mails)),
+		keys:      make([]string, len(mails)),
+		customers: make([]string, len(mails)),
+		res:       make([]IngestResult, len(mails)),
+	}
+	for i, in := range mails {
+		b.mails[i] = storable(in)
+		b.keys[i] = dedupeKey(b.mails[i])
+		b.customers[i] = customerAddress(b.mails[i])
+	}
+	if err := b.putBlobs(ctx, tx); err != nil {
+		return nil, err
+	}
+	firsts, err := b.claim(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.createTickets(ctx, tx, firsts); err != nil {
+		return nil, err
+	}
+	if err := b.recordDuplicates(ctx, tx); err != nil {
+		return nil, err
+	}
+	return b.res, nil
+}
+
+// putBlobs stores every raw source and file of the batch, each content
+// once. Locks are taken in one global order (small contents by hash, then
+// large ones by hash) so that concurrent transactions cannot deadlock; the
+// inbound claims come after all of them.
+func (b *batch) putBlobs(ctx context.Context, tx pgx.Tx) error {
+	seen := map[[32]byte]bool{}
+	var small, large []Content
+	add := func(c Content) {
+		if seen[c.SHA256] {
+			return
+		}
+		seen[c.SHA256] = true
+		if c.Size <= inlineBlobSize {
+			small = append(small, c)
+		} else {
+			large = append(large, c)
+		}
+	}
+	for _, in := range b.mails {
+		add(in.Raw)
+		for _, a := range in.Attachments {
+			add(a.Content)
+		}
+	}
+	byHash := func(a, b Content) int { return bytes.Compare(a.SHA256[:], b.SHA256[:]) }
+	slices.SortFunc(small, byHash)
+	slices.SortFunc(large, byHash)
+	if len(small) > 0 {
+		sums := make([][]byte, len(small))
+		sizes := make([]int64, len(small))
+		data := make([][]byte, len(small))
+		for i, c := range small {
+			sums[i], sizes[i] = c.SHA256[:], c.Size
+			data[i] = make([]byte, c.Size)
+			if c.Size == 0 {
+				continue
+			}
+			if n, err := c.Data.ReadAt(data[i], 0); n < len(data[i]) {
+				return fmt.Errorf("read content %x: %w", c.SHA256[:8], err)
+			}
+		}
+		_, err := tx.Exec(ctx, `
+			WITH b AS (
+				INSERT INTO blobs (sha256, size) SELECT * FROM unnest($1::bytea[], $2::bigint[])
+				ON CONFLICT (sha256) DO NOTHING
+				RETURNING sha256
+			)
+			INSERT INTO blob_chunks (sha256, seq, data)
+			SELECT b.sha256, 0, x.data FROM b JOIN unnest($1::bytea[], $3::bytea[]) AS x(sha256, data) ON x.sha256 = b.sha256`,
+			sums, sizes, data)
+		if err != nil {
+			return fmt.Errorf("store %d small contents: %w", len(small), err)
+		}
+	}
+	for _, c := range large {
+		if err := putBlob(ctx, tx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// claim writes one inbound-log row per mail. The first copy of a mail in a
+// department claims it; later copies, in this batch or in an earlier
+// transaction, are left with no row yet: recordDuplicates logs them. It
+// returns the indexes of the mails that claimed.
+func (b *batch) claim(ctx context.Context, tx pgx.Tx) ([]int, error) {
+	n := len(b.mails)
+	// Key order: two transactions claiming the same keys wait for each
+	// other in the same order.
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		return cmp.Or(cmp.Compare(b.mails[i].Department.ID, b.mails[j].Department.ID), strings.Compare(b.keys[i], b.keys[j]))
+	})
+	var (
+		sources, refs, envFrom, envTo, msgIDs, keys, from, subjects, disps, reasons, problems []string
+		depts, sizes                                                                          []int64
+		raws                                                                                  [][]byte
+	)
+	for _, i := range order {
+		in := b.mails[i]
+		disp, reason := DispositionTicket, ""
+		if b.customers[i] == "" {
+			disp, reason = DispositionQuarantined, "no sender address to answer (From: and envelope sender unusable)"
+		}
+		b.res[i].Disposition, b.res[i].Reason = disp, reason
+		sources, refs, envFrom, envTo = append(sources, in.Source), append(refs, in.SourceRef), append(envFrom, in.EnvelopeFrom), append(envTo, in.EnvelopeTo)
+		msgIDs, keys, from, subjects = append(msgIDs, in.MessageID), append(keys, b.keys[i]), append(from, in.From.Email), append(subjects, in.Subject)
+		disps, reasons, problems = append(disps, string(disp)), append(reasons, reason), append(problems, strings.Join(in.ParseProblems, "\n"))
+		depts, sizes, raws = append(depts, in.Department.ID), append(sizes, in.Raw.Size), append(raws, in.Raw.SHA256[:])
+	}
+	// A mail that will become a ticket draws the ticket's ID here, so that
+	// its row is written once, complete.
+	rows, err := tx.Query(ctx, `
+		INSERT INTO inbound (source, source_ref, department_id, envelope_from, envelope_to, message_id, dedupe_key,
+		                     from_address, subject, raw_sha256, raw_size, disposition, reason, parse_problems, ticket_id)
+		SELECT *, CASE WHEN x.disposition = 'ticket' THEN nextval(pg_get_serial_sequence('tickets', 'id')) END
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+		            $8::text[], $9::text[], $10::bytea[], $11::bigint[], $12::text[], $13::text[], $14::text[])
+		     AS x(source, source_ref, department_id, envelope_from, envelope_to, message_id, dedupe_key,
+		          from_address, subject, raw_sha256, raw_size, disposition, reason, parse_problems)
+		ON CONFLICT (department_id, dedupe_key) WHERE disposition <> 'duplicate' DO NOTHING
+		RETURNING id, department_id, dedupe_key, coalesce(ticket_id, 0)`,
+		sources, refs, depts, envFrom, envTo, msgIDs, keys, from, subjects, raws, sizes, disps, reasons, problems)
+	if err != nil {
+		return nil, fmt.Errorf("record %d inbound mails: %w", n, err)
+	}
+	type deptKey struct {
+		dept int64
+		key  string
+	}
+	type claim struct{ inbound, ticket int64 }
+	claimed := map[deptKey]claim{}
+	var c claim
+	var dept int64
+	var key string
+	_, err = pgx.ForEachRow(rows, []any{&c.inbound, &dept, &key, &c.ticket}, func() error {
+		claimed[deptKey{dept, key}] = c
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record %d inbound mails: %w", n, err)
+	}
+	var firsts []int
+	for _, i := range order {
+		k := deptKey{b.mails[i].Department.ID, b.keys[i]}
+		if c, ok := claimed[k]; ok {
+			b.res[i].InboundID, b.res[i].TicketID = c.inbound, c.ticket
+			delete(claimed, k) // a later copy in this batch is a duplicate
+			firsts = append(firsts, i)
+		} else {
+			b.res[i].Disposition, b.res[i].Reason = DispositionDuplicate, ""
+		}
+	}
+	return firsts, nil
+}
+
+// createTickets opens a ticket for each claimed mail that has someone to
+// answer. A tracking ID drawn twice (in 30^10) makes that mail try again
+// with another.
+func (b *batch) createTickets(ctx context.Context, tx pgx.Tx, claimed []int) error {
+	todo := slices.DeleteFunc(slices.Clone(claimed), func(i int) bool { return b.res[i].Disposition != DispositionTicket })
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt == 5 {
+			return fmt.Errorf("create tickets: no ticket for %d mails after %d tries (department gone?): %w", len(todo), attempt, ErrInvalid)
+		}
+		var (
+			ticketIDs, inboundIDs, depts                                                     []int64
+			tracking, subjects, names, emails, texts, htmls, msgIDs, automatic, ackIDs, refs []string
+			acks                                                                             []bool
+			aInbound, aSizes                                                                 []int64
+			aNames, aTypes, aCIDs                                                            []string
+			aInline                                                                          []bool
+			aSums                                                                            [][]byte
+		)
+		byTracking := make(map[string]int, len(todo))
+		for _, i := range todo {
+			in := b.mails[i]
+			t := NewTrackingID()
+			byTracking[t] = i
+			ticketIDs, inboundIDs, depts, tracking = append(ticketIDs, b.res[i].TicketID), append(inboundIDs, b.res[i].InboundID), append(depts, in.Department.ID), append(tracking, t)
+			subjects, names, emails = append(subjects, in.Subject), append(names, in.From.Name), append(emails, b.customers[i])
+			texts, htmls, msgIDs = append(texts, in.Text), append(htmls, in.HTML), append(msgIDs, in.MessageID)
+			acks, automatic = append(acks, in.Automatic == ""), append(automatic, in.Automatic)
+			ackIDs = append(ackIDs, newMessageID(in.Department.Address))
+			refs = append(refs, strings.Join(threadReferences(in.References, in.MessageID), " "))
+			for _, a := range in.Attachments {
+				aInbound, aSizes = append(aInbound, b.res[i].InboundID), append(aSizes, a.Content.Size)
+				aNames, aTypes, aCIDs = append(aNames, a.Filename), append(aTypes, a.ContentType), append(aCIDs, a.ContentID)
+				aInline, aSums = append(aInline, a.Inline), append(aSums, a.Content.SHA256[:])
+			}
+		}
+		rows, err := tx.Query(ctx, `
+			WITH x AS (
+				SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+				                     $8::text[], $9::text[], $10::boolean[], $11::text[], $12::text[], $13::text[], $21::bigint[])
+				  AS x(inbound_id, department_id, tracking_id, subject, customer_name, customer_email, body_text,
+				       body_html, mail_message_id, ack, automatic, ack_message_id, refs, ticket_id)
+			), t AS (
+				INSERT INTO tickets (id, tracking_id, department_id, subject, customer_name, customer_email, locale, source)
+				SELECT x.ticket_id, x.tracking_id, d.id, x.subject, x.customer_name, x.customer_email, d.locale, 'email'
+				FROM x JOIN departments d ON d.id = x.department_id
+				ON CONFLICT (tracking_id) DO NOTHING
+				RETURNING id
+			), nt AS (
+				SELECT x.* FROM t JOIN x ON x.ticket_id = t.id
+			), m AS (
+				INSERT INTO messages (ticket_id, author_kind, author_name, author_email, body_text, body_html, inbound_id, mail_message_id)
+				SELECT ticket_id, 'customer', customer_name, customer_email, body_text, body_html, inbound_id, mail_message_id FROM nt
+				RETURNING id, ticket_id, inbound_id
+			), a AS (
+				INSERT INTO attachments (message_id, ticket_id, filename, content_type, content_id, inline, size, sha256)
+				SELECT m.id, m.ticket_id, y.filename, y.content_type, y.content_id, y.inline, y.size, y.sha256
+				FROM unnest($14::bigint[], $15::text[], $16::text[], $17::text[], $18::boolean[], $19::bigint[], $20::bytea[])
+				     WITH ORDINALITY AS y(inbound_id, filename, content_type, content_id, inline, size, sha256, ord)
+				JOIN m USING (inbound_id)
+				ORDER BY y.ord
+			), h AS (
+				INSERT INTO ticket_history (ticket_id, actor, action, new_value)
+				SELECT ticket_id, 'customer:' || customer_email, 'created', 'email' FROM nt
+				UNION ALL
+				SELECT ticket_id, 'system', 'acknowledgement_suppressed', automatic FROM nt WHERE NOT ack
+			), o AS (
+				INSERT INTO outbox (kind, ticket_id, recipient, message_id, in_reply_to, reference_ids)
+				SELECT 'ack', ticket_id, customer_email, ack_message_id, mail_message_id, string_to_array(refs, ' ') FROM nt WHERE ack
+			)
+			SELECT ticket_id, tracking_id FROM nt`,
+			inboundIDs, depts, tracking, subjects, names, emails, texts, htmls, msgIDs, acks, automatic, ackIDs, refs,
+			aInbound, aNames, aTypes, aCIDs, aInline, aSizes, aSums, ticketIDs)
+		if err != nil {
+			return fmt.Errorf("create %d tickets: %w", len(todo), err)
+		}
+		var ticketID int64
+		var t string
+		_, err = pgx.ForEachRow(rows, []any{&ticketID, &t}, func() error {
+			i := byTracking[t]
+			b.res[i].TrackingID, b.res[i].AckQueued = t, b.mails[i].Automatic == ""
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("create %d tickets: %w", len(todo), err)
+		}
+		todo = slices.DeleteFunc(todo, func(i int) bool { return b.res[i].TrackingID != "" })
+	}
+	return nil
+}
+
+// recordDuplicates logs each copy of a mail the department already had,
+// against the ticket of the first copy.
+func (b *batch) recordDuplicates(ctx context.Context, tx pgx.Tx) error {
+	var dups []int
+	for i, r := range b.res {
+		if r.Disposition == DispositionDuplicate {
+			dups = append(dups, i)
+		}
+	}
+	if len(dups) == 0 {
+		return nil
+	}
+	var (
+		sources, refs, envFrom, envTo, msgIDs, keys, from, subjects []string
+		depts, sizes                                                []int64
+		raws                                                        [][]byte
+	)
+	for _, i := range dups {
+		in := b.mails[i]
+		sources, refs, envFrom, envTo = append(sources, in.Source), append(refs, in.SourceRef), append(envFrom, in.EnvelopeFrom), append(envTo, in.EnvelopeTo)
+		msgIDs, keys, from, subjects = append(msgIDs, in.MessageID), append(keys, b.keys[i]), append(from, in.From.Email), append(subjects, in.Subject)
+		depts, sizes, raws = append(depts, in.Department.ID), append(sizes, in.Raw.Size), append(raws, in.Raw.SHA256[:])
+	}
+	rows, err := tx.Query(ctx, `
+		WITH d AS (
+			INSERT INTO inbound (source, source_ref, department_id, envelope_from, envelope_to, message_id, dedupe_key,
+			                     from_address, subject, raw_sha256, raw_size, disposition, reason, ticket_id)
+			SELECT x.source, x.source_ref, x.department_id, x.envelope_from, x.envelope_to, x.message_id, x.dedupe_key,
+			       x.from_address, x.subject, x.raw_sha256, x.raw_size, 'duplicate', 'same mail as inbound #' || o.id, o.ticket_id
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+			            $8::text[], $9::text[], $10::bytea[], $11::bigint[])
+			     AS x(source, source_ref, department_id, envelope_from, envelope_to, message_id, dedupe_key,
+			          from_address, subject, raw_sha256, raw_size)
+			JOIN inbound o ON o.department_id = x.department_id AND o.dedupe_key = x.dedupe_key AND o.disposition <> 'duplicate'
+			RETURNING id, department_id, dedupe_key, ticket_id, reason
+		)
+		SELECT d.id, d.department_id, d.dedupe_key, d.ticket_id, d.reason, coalesce(t.tracking_id, '')
+		FROM d LEFT JOIN tickets t ON t.id = d.ticket_id`,
+		sources, refs, depts, envFrom, envTo, msgIDs, keys, from, subjects, raws, sizes)
+	if err != nil {
+		return fmt.Errorf("record %d duplicate mails: %w", len(dups), err)
+	}
+	// Copies of one mail are alike: hand the rows out in turn.
+	type row struct {
+		id       int64
+		ticketID *int64
+		reason   string
+		tracking string
+	}
+	byKey := map[string][]row{}
+	var r row
+	var dept int64
+	var key string
+	_, err = pgx.ForEachRow(rows, []any{&r.id, &dept, &key, &r.ticketID, &r.reason, &r.tracking}, func() error {
+		k := fmt.Sprint(dept, " ", key)
+		byKey[k] = append(byKey[k], r)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record %d duplicate mails: %w", len(dups), err)
+	}
+	for _, i := range dups {
+		k := fmt.Sprint(b.mails[i].Department.ID, " ", b.keys[i])
+		if len(byKey[k]) == 0 {
+			return fmt.Errorf("record duplicate mail %q: its first copy is gone", b.keys[i])
+		}
+		r := byKey[k][0]
+		byKey[k] = byKey[k][1:]
+		b.res[i].InboundID, b.res[i].Reason, b.res[i].TrackingID = r.id, r.reason, r.tracking
+		if r.ticketID != nil {
+			b.res[i].TicketID = *r.ticketID
+		}
+	}
+	return nil
+}
