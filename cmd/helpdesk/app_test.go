@@ -202,9 +202,15 @@ func TestMailInTicketOutEndToEnd(t *testing.T) {
 		t.Fatalf("acknowledgement text has no %s/t/<token> link:\n%s", testBaseURL, text)
 	}
 
-	// The outbox recorded the Message-ID the mail went out with.
+	// The outbox recorded the Message-ID the mail went out with (once the
+	// batch's files are synced, just after they appear).
 	var state, recorded string
-	err = db.Pool(t).QueryRow(context.Background(), `SELECT state, message_id FROM outbox`).Scan(&state, &recorded)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		err = db.Pool(t).QueryRow(context.Background(), `SELECT state, message_id FROM outbox`).Scan(&state, &recorded)
+		if err != nil || state == "sent" {
+			break
+		}
+	}
 	if err != nil || state != "sent" || recorded != msgID {
 		t.Errorf("outbox row: state %q message_id %q (%v); want sent with %q", state, recorded, err, msgID)
 	}
