@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/helpdeskgw/helpdesk/tickets"
 )
@@ -14,6 +15,9 @@ import (
 // memoryLimit is the size up to which a spooled body stays in memory; larger
 // ones go to a temporary file, so memory stays bounded whatever the mail.
 const memoryLimit = 64 << 10
+
+// buffers keeps in-memory spool buffers for reuse: every mail needs one.
+var buffers = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 16<<10)) }}
 
 // errSpool marks a failure to write the spool (a full disk, say), as opposed
 // to one reading the input.
@@ -25,11 +29,14 @@ var errSpool = errors.New("spool")
 // before it; a failure to write the spool is errSpool.
 func spool(r io.Reader, dir string) (tickets.Content, func(), error) {
 	h := sha256.New()
-	var buf bytes.Buffer
-	n, err := io.Copy(io.MultiWriter(&buf, h), io.LimitReader(r, memoryLimit+1))
+	buf := buffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	n, err := io.Copy(io.MultiWriter(buf, h), io.LimitReader(r, memoryLimit+1))
 	if err != nil || n <= memoryLimit {
-		return tickets.Content{SHA256: [32]byte(h.Sum(nil)), Size: n, Data: bytes.NewReader(buf.Bytes())}, func() {}, err
+		return tickets.Content{SHA256: [32]byte(h.Sum(nil)), Size: n, Data: bytes.NewReader(buf.Bytes())},
+			func() { buffers.Put(buf) }, err
 	}
+	defer buffers.Put(buf)
 	f, err := os.CreateTemp(dir, "helpdesk-spool-*")
 	if err != nil {
 		return tickets.Content{}, func() {}, fmt.Errorf("%w: %w", errSpool, err)

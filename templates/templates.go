@@ -10,6 +10,7 @@ import (
 	htmltemplate "html/template"
 	"io"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 
 	"github.com/nicksnyder/go-i18n/v2/i18n"
@@ -98,15 +99,32 @@ func messageIDs() []string {
 
 func (s *Set) funcs(locale string) htmltemplate.FuncMap {
 	loc := i18n.NewLocalizer(s.bundle, locale)
+	// Messages without data are the same every time: translate them once,
+	// on first use (every mail and page asks for several).
+	var mu sync.RWMutex
+	plain := map[string]string{}
 	return htmltemplate.FuncMap{
 		"t": func(id string, data ...any) string {
+			if len(data) == 0 {
+				mu.RLock()
+				out, ok := plain[id]
+				mu.RUnlock()
+				if ok {
+					return out
+				}
+			}
 			cfg := &i18n.LocalizeConfig{MessageID: id}
 			if len(data) == 1 {
 				cfg.TemplateData = data[0]
 			}
 			out, err := loc.Localize(cfg)
 			if err != nil {
-				return id
+				out = id
+			}
+			if len(data) == 0 {
+				mu.Lock()
+				plain[id] = out
+				mu.Unlock()
 			}
 			return out
 		},
@@ -146,6 +164,7 @@ func (s *Set) RenderMail(name, locale string, data any) (Mail, error) {
 	locale = Locale(locale)
 	var m Mail
 	var b bytes.Buffer
+	b.Grow(8 << 10)
 	for _, part := range []struct {
 		suffix string
 		out    *string

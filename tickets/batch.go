@@ -16,7 +16,7 @@ const (
 	// maxBatch bounds the mails of one transaction.
 	maxBatch = 32
 	// maxCommitters is how many batches may be in flight at once.
-	maxCommitters = 2
+	maxCommitters = 1
 	// batchableSize: a mail larger than this is committed on its own, so
 	// that small mails never wait behind the chunks of a large one.
 	batchableSize = 256 << 10
@@ -63,12 +63,11 @@ func (s *Store) IngestMail(ctx context.Context, in *InboundMail) (IngestResult, 
 	if start {
 		go s.commitQueued()
 	}
-	select {
-	case <-call.done:
-		return call.res, call.err
-	case <-ctx.Done():
-		return IngestResult{}, fmt.Errorf("ingest mail %q: %w", dedupeKey(in), ctx.Err())
-	}
+	// Wait even when ctx ends: the committer may be reading the mail's
+	// contents, which the caller frees once this returns. A call whose ctx
+	// has ended before its batch starts is not committed.
+	<-call.done
+	return call.res, call.err
 }
 
 func attachmentsSize(in *InboundMail) int64 {
@@ -136,9 +135,12 @@ func (s *Store) commit(calls []*ingestCall) {
 			c.res = results[i]
 			queued = queued || c.res.AckQueued
 		}
-		close(c.done)
 	}
+	// The sender hears of the mail before any caller returns.
 	if queued {
 		s.outboxQueued()
+	}
+	for _, c := range live {
+		close(c.done)
 	}
 }

@@ -87,6 +87,93 @@ func TestConcurrentDeliveriesOfOneMailMakeOneTicket(t *testing.T) {
 	}
 }
 
+// Many mails at once are committed in shared transactions; each must still
+// get exactly its own outcome.
+func TestConcurrentMixedMails(t *testing.T) {
+	s, pool, d := newStore(t, tickets.Options{})
+	ctx := context.Background()
+	shared := tickets.BytesContent([]byte("the same logo in every mail"))
+	type want struct {
+		disp      tickets.Disposition
+		ack       bool
+		ticket    bool
+		wantError bool
+	}
+	var mails []*tickets.InboundMail
+	var wants []want
+	for i := range 30 {
+		in := inbound(d, fmt.Sprintf("mix-%d@example.org", i), fmt.Sprintf("mail %d", i),
+			tickets.InboundAttachment{Filename: "logo.png", ContentType: "image/png", Inline: true, Content: shared},
+			tickets.InboundAttachment{Filename: fmt.Sprintf("own-%d.txt", i), ContentType: "text/plain", Content: tickets.BytesContent(fmt.Appendf(nil, "own %d", i))})
+		w := want{disp: tickets.DispositionTicket, ack: true, ticket: true}
+		switch i % 6 {
+		case 1: // a copy of mail 0, possibly in the same batch
+			in = inbound(d, "mix-0@example.org", "mail 0")
+			w = want{disp: tickets.DispositionDuplicate, ticket: true}
+		case 2:
+			in.Automatic = "Auto-Submitted: auto-replied"
+			w.ack = false
+		case 3:
+			in.From, in.EnvelopeFrom = tickets.Address{}, ""
+			w = want{disp: tickets.DispositionQuarantined}
+		case 4: // a department that does not exist: refused, alone
+			in.Department = tickets.Department{ID: 999999, Address: "gone@example.com"}
+			w = want{wantError: true}
+		}
+		mails, wants = append(mails, in), append(wants, w)
+	}
+	results := make([]tickets.IngestResult, len(mails))
+	errs := make([]error, len(mails))
+	var wg sync.WaitGroup
+	for i, in := range mails {
+		wg.Go(func() { results[i], errs[i] = s.IngestMail(ctx, in) })
+	}
+	wg.Wait()
+	// Mail 0 and its copies: exactly one of them made the ticket.
+	first := map[tickets.Disposition]int{}
+	for i, w := range wants {
+		r, err := results[i], errs[i]
+		if w.wantError {
+			if err == nil {
+				t.Errorf("mail %d to a missing department: stored as %+v", i, r)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("mail %d: %v", i, err)
+		}
+		if i == 0 || i%6 == 1 {
+			first[r.Disposition]++
+			if r.TicketID == 0 || r.TrackingID == "" {
+				t.Errorf("copy %d of mail 0: %+v, want it tied to the ticket", i, r)
+			}
+			continue
+		}
+		if r.Disposition != w.disp || r.AckQueued != w.ack || (r.TicketID != 0) != w.ticket || r.InboundID == 0 {
+			t.Errorf("mail %d: %+v, want %+v", i, r, w)
+		}
+		if w.ticket {
+			msgs, err := s.Thread(ctx, r.TicketID, false)
+			if err != nil || len(msgs) != 1 || msgs[0].Text != fmt.Sprintf("mail %d", i) || len(msgs[0].Attachments) != 2 ||
+				msgs[0].Attachments[1].Filename != fmt.Sprintf("own-%d.txt", i) {
+				t.Errorf("mail %d's ticket holds %+v (%v)", i, msgs, err)
+			}
+		}
+	}
+	if first[tickets.DispositionTicket] != 1 || first[tickets.DispositionDuplicate] != 5 {
+		t.Errorf("mail 0 and its 5 copies: %v, want 1 ticket and 5 duplicates", first)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM blobs b WHERE b.sha256 = $1`, shared.SHA256[:]); n != 1 {
+		t.Errorf("the shared file is stored %d times", n)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM tickets`); n != 15 {
+		t.Errorf("%d tickets, want 15 (every sixth mail from 0, 2 and 5)", n)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM inbound i LEFT JOIN tickets t ON t.id = i.ticket_id WHERE i.ticket_id IS NOT NULL AND t.id IS NULL`); n != 0 {
+		t.Errorf("%d inbound rows point at missing tickets", n)
+	}
+}
+
 func TestSameMessageIDFromAnotherSenderIsAnotherMail(t *testing.T) {
 	s, _, d := newStore(t, tickets.Options{})
 	ctx := context.Background()

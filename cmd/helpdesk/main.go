@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"text/tabwriter"
 
@@ -31,6 +32,13 @@ Configuration comes from HELPDESK_* environment variables; see the README.
 `
 
 func main() {
+	// The live heap is small and nearly everything else is one mail's
+	// garbage: letting the heap grow to five times the live data before
+	// collecting costs tens of megabytes and saves a fifth of the CPU under
+	// load (measured with make bench).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout); err != nil {
