@@ -33,17 +33,25 @@ func (f *base64Filter) Read(p []byte) (int, error) {
 	for {
 		n, err := f.r.Read(p)
 		k := 0
+		// Branch-free: base64 text is random, so a test per byte would
+		// mispredict on every other one.
 		for _, c := range p[:n] {
-			if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' {
-				p[k] = c
-				k++
-			}
+			p[k] = c
+			k += int(base64Alphabet[c])
 		}
 		if k > 0 || err != nil {
 			return k, err
 		}
 	}
 }
+
+// base64Alphabet is 1 for the bytes of the standard base64 alphabet.
+var base64Alphabet = func() (t [256]byte) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" {
+		t[c] = 1
+	}
+	return t
+}()
 
 // qpReader decodes quoted-printable: "=XX" is a byte, "=" at the end of a
 // line joins lines, and anything malformed is kept literally.

@@ -92,16 +92,19 @@ func (b *batch) putBlobs(ctx context.Context, tx pgx.Tx) error {
 	if len(small) > 0 {
 		sums := make([][]byte, len(small))
 		sizes := make([]int64, len(small))
-		data := make([][]byte, len(small))
+		var chunkSums, chunkData [][]byte
+		var chunkSeqs []int32
 		for i, c := range small {
 			sums[i], sizes[i] = c.SHA256[:], c.Size
-			data[i] = make([]byte, c.Size)
-			if c.Size == 0 {
-				continue
-			}
-			if n, err := c.Data.ReadAt(data[i], 0); n < len(data[i]) {
+			b := make([]byte, c.Size)
+			if n, err := c.Data.ReadAt(b, 0); n < len(b) {
 				return fmt.Errorf("read content %x: %w", c.SHA256[:8], err)
 			}
+			seqs, data := splitChunks(b, 0)
+			for range seqs {
+				chunkSums = append(chunkSums, sums[i])
+			}
+			chunkSeqs, chunkData = append(chunkSeqs, seqs...), append(chunkData, data...)
 		}
 		_, err := tx.Exec(ctx, `
 			WITH b AS (
@@ -110,8 +113,8 @@ func (b *batch) putBlobs(ctx context.Context, tx pgx.Tx) error {
 				RETURNING sha256
 			)
 			INSERT INTO blob_chunks (sha256, seq, data)
-			SELECT b.sha256, 0, x.data FROM b JOIN unnest($1::bytea[], $3::bytea[]) AS x(sha256, data) ON x.sha256 = b.sha256`,
-			sums, sizes, data)
+			SELECT b.sha256, x.seq, x.data FROM b JOIN unnest($3::bytea[], $4::integer[], $5::bytea[]) AS x(sha256, seq, data) ON x.sha256 = b.sha256`,
+			sums, sizes, chunkSums, chunkSeqs, chunkData)
 		if err != nil {
 			return fmt.Errorf("store %d small contents: %w", len(small), err)
 		}
