@@ -46,7 +46,7 @@ func toUTF8(s string) string {
 	if strings.IndexByte(s, 0) >= 0 {
 		s = strings.ReplaceAll(s, "\x00", "")
 	}
-	if strings.IndexByte(s, 0xc2) >= 0 { // the first byte of U+0080–U+00BF
+	if hasC1Control(s) {
 		s = strings.Map(func(r rune) rune {
 			if r >= 0x80 && r <= 0x9f {
 				if w := charmap.Windows1252.DecodeByte(byte(r)); w != utf8.RuneError {
@@ -57,6 +57,24 @@ func toUTF8(s string) string {
 		}, s)
 	}
 	return s
+}
+
+// hasC1Control reports whether s holds a character of U+0080–U+009F (UTF-8
+// C2 80 to C2 9F): what Windows-1252 text labelled ISO-8859-1 turns into.
+// Spanish text is full of other C2 sequences (¿, ¡, º), so the first byte
+// alone is no test.
+func hasC1Control(s string) bool {
+	for i := strings.IndexByte(s, 0xc2); i >= 0 && i+1 < len(s); {
+		if s[i+1] >= 0x80 && s[i+1] <= 0x9f {
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], 0xc2)
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // mediaType parses a Content-Type or Content-Disposition value leniently:

@@ -184,3 +184,19 @@ func TestPercentDecode(t *testing.T) {
 		}
 	}
 }
+
+func TestHasC1Control(t *testing.T) {
+	for s, want := range map[string]bool{
+		"":                     false,
+		"¿Dónde? ¡Hola! 1º":    false,
+		"\u0093quoted\u0094":   true,
+		"¿x\u0080":             true,
+		"ends with \xc2":       false,
+		"plain ascii":          false,
+		"\u00a0no-break space": false,
+	} {
+		if got := hasC1Control(s); got != want {
+			t.Errorf("hasC1Control(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
