@@ -142,22 +142,16 @@ func (b *batch) claim(ctx context.Context, tx pgx.Tx) ([]int, error) {
 	slices.SortStableFunc(order, func(i, j int) int {
 		return cmp.Or(cmp.Compare(b.mails[i].Department.ID, b.mails[j].Department.ID), strings.Compare(b.keys[i], b.keys[j]))
 	})
-	var (
-		sources, refs, envFrom, envTo, msgIDs, keys, from, subjects, disps, reasons, problems []string
-		depts, sizes                                                                          []int64
-		raws                                                                                  [][]byte
-	)
+	cols := b.inboundColumns(order)
+	var disps, reasons, problems []string
 	for _, i := range order {
-		in := b.mails[i]
 		disp, reason := DispositionTicket, ""
 		if b.customers[i] == "" {
 			disp, reason = DispositionQuarantined, "no sender address to answer (From: and envelope sender unusable)"
 		}
 		b.res[i].Disposition, b.res[i].Reason = disp, reason
-		sources, refs, envFrom, envTo = append(sources, in.Source), append(refs, in.SourceRef), append(envFrom, in.EnvelopeFrom), append(envTo, in.EnvelopeTo)
-		msgIDs, keys, from, subjects = append(msgIDs, in.MessageID), append(keys, b.keys[i]), append(from, in.From.Email), append(subjects, in.Subject)
-		disps, reasons, problems = append(disps, string(disp)), append(reasons, reason), append(problems, strings.Join(in.ParseProblems, "\n"))
-		depts, sizes, raws = append(depts, in.Department.ID), append(sizes, in.Raw.Size), append(raws, in.Raw.SHA256[:])
+		disps, reasons = append(disps, string(disp)), append(reasons, reason)
+		problems = append(problems, strings.Join(b.mails[i].ParseProblems, "\n"))
 	}
 	// A mail that will become a ticket draws the ticket's ID here, so that
 	// its row is written once, complete.
@@ -171,7 +165,7 @@ func (b *batch) claim(ctx context.Context, tx pgx.Tx) ([]int, error) {
 		          from_address, subject, raw_sha256, raw_size, disposition, reason, parse_problems)
 		ON CONFLICT (department_id, dedupe_key) WHERE disposition <> 'duplicate' DO NOTHING
 		RETURNING id, department_id, dedupe_key, coalesce(ticket_id, 0)`,
-		sources, refs, depts, envFrom, envTo, msgIDs, keys, from, subjects, raws, sizes, disps, reasons, problems)
+		append(cols.args(), disps, reasons, problems)...)
 	if err != nil {
 		return nil, fmt.Errorf("record %d inbound mails: %w", n, err)
 	}
@@ -307,17 +301,7 @@ func (b *batch) recordDuplicates(ctx context.Context, tx pgx.Tx) error {
 	if len(dups) == 0 {
 		return nil
 	}
-	var (
-		sources, refs, envFrom, envTo, msgIDs, keys, from, subjects []string
-		depts, sizes                                                []int64
-		raws                                                        [][]byte
-	)
-	for _, i := range dups {
-		in := b.mails[i]
-		sources, refs, envFrom, envTo = append(sources, in.Source), append(refs, in.SourceRef), append(envFrom, in.EnvelopeFrom), append(envTo, in.EnvelopeTo)
-		msgIDs, keys, from, subjects = append(msgIDs, in.MessageID), append(keys, b.keys[i]), append(from, in.From.Email), append(subjects, in.Subject)
-		depts, sizes, raws = append(depts, in.Department.ID), append(sizes, in.Raw.Size), append(raws, in.Raw.SHA256[:])
-	}
+	cols := b.inboundColumns(dups)
 	rows, err := tx.Query(ctx, `
 		WITH d AS (
 			INSERT INTO inbound (source, source_ref, department_id, envelope_from, envelope_to, message_id, dedupe_key,
@@ -333,7 +317,7 @@ func (b *batch) recordDuplicates(ctx context.Context, tx pgx.Tx) error {
 		)
 		SELECT d.id, d.department_id, d.dedupe_key, d.ticket_id, d.reason, coalesce(t.tracking_id, '')
 		FROM d LEFT JOIN tickets t ON t.id = d.ticket_id`,
-		sources, refs, depts, envFrom, envTo, msgIDs, keys, from, subjects, raws, sizes)
+		cols.args()...)
 	if err != nil {
 		return fmt.Errorf("record %d duplicate mails: %w", len(dups), err)
 	}
@@ -369,4 +353,31 @@ func (b *batch) recordDuplicates(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	return nil
+}
+
+// inboundColumns are the inbound-log columns every row has, one array per
+// column, for the mails at idx in that order.
+type inboundColumns struct {
+	sources, refs, envFrom, envTo, msgIDs, keys, from, subjects []string
+	depts, sizes                                                []int64
+	raws                                                        [][]byte
+}
+
+func (b *batch) inboundColumns(idx []int) inboundColumns {
+	var c inboundColumns
+	for _, i := range idx {
+		in := b.mails[i]
+		c.sources, c.refs, c.depts = append(c.sources, in.Source), append(c.refs, in.SourceRef), append(c.depts, in.Department.ID)
+		c.envFrom, c.envTo, c.msgIDs = append(c.envFrom, in.EnvelopeFrom), append(c.envTo, in.EnvelopeTo), append(c.msgIDs, in.MessageID)
+		c.keys, c.from, c.subjects = append(c.keys, b.keys[i]), append(c.from, in.From.Email), append(c.subjects, in.Subject)
+		c.raws, c.sizes = append(c.raws, in.Raw.SHA256[:]), append(c.sizes, in.Raw.Size)
+	}
+	return c
+}
+
+// args are the arrays in the order of the inbound table's columns $1–$11:
+// source, source_ref, department_id, envelope_from, envelope_to, message_id,
+// dedupe_key, from_address, subject, raw_sha256, raw_size.
+func (c inboundColumns) args() []any {
+	return []any{c.sources, c.refs, c.depts, c.envFrom, c.envTo, c.msgIDs, c.keys, c.from, c.subjects, c.raws, c.sizes}
 }
