@@ -1,7 +1,6 @@
 package mailout
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -47,7 +46,8 @@ func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
 // NewSender parses HELPDESK_MAIL_OUT: file://DIR, smtp://[user:pass@]host:port
-// (STARTTLS when offered) or smtps://[user:pass@]host:port.
+// (STARTTLS when offered) or smtps://[user:pass@]host:port. It touches
+// nothing: the spool directory is created when first written to.
 func NewSender(raw string) (sender, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -61,9 +61,6 @@ func NewSender(raw string) (sender, error) {
 		}
 		if dir == "" {
 			return nil, fmt.Errorf("mail out %q: file:// needs a directory", raw)
-		}
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("mail out spool: %w", err)
 		}
 		return &spoolSender{dir: dir}, nil
 	case "smtp", "smtps":
@@ -104,7 +101,12 @@ type spoolSender struct{ dir string }
 
 func (s *spoolSender) Describe() string { return "spool " + s.dir }
 
-func (s *spoolSender) Open(context.Context) (conn, error) { return &spoolBatch{dir: s.dir}, nil }
+func (s *spoolSender) Open(context.Context) (conn, error) {
+	if err := os.MkdirAll(s.dir, 0o750); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	return &spoolBatch{dir: s.dir}, nil
+}
 
 type spoolBatch struct {
 	dir     string
@@ -152,6 +154,9 @@ type relaySender struct {
 	host        string
 	implicitTLS bool
 	user, pass  string
+	// hello is the name the gateway gives itself in EHLO; relays look
+	// askance at "localhost".
+	hello string
 	// tlsConfig is for tests with their own certificate authority.
 	tlsConfig *tls.Config
 }
@@ -199,6 +204,12 @@ func (r *relaySender) Open(ctx context.Context) (conn, error) {
 			return nil, fmt.Errorf("STARTTLS with relay %s: %w", r.addr, err)
 		}
 	}
+	if r.hello != "" {
+		if err := c.Hello(r.hello); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("EHLO to relay %s: %w", r.addr, err)
+		}
+	}
 	if r.user != "" {
 		if err := c.Auth(sasl.NewPlainClient("", r.user, r.pass)); err != nil {
 			c.Close()
@@ -223,17 +234,46 @@ type relayConn struct {
 	broken error
 }
 
-func (rc *relayConn) Send(_ context.Context, e Envelope) error {
+func (rc *relayConn) Send(ctx context.Context, e Envelope) error {
 	if rc.broken != nil {
 		return fmt.Errorf("relay %s: connection unusable after: %w", rc.addr, rc.broken)
 	}
-	if err := rc.c.SendMail(e.From, []string{e.To}, bytes.NewReader(e.Data)); err != nil {
-		// A refused recipient leaves a transaction open; end it so the next
-		// mail can start, or give up on this connection.
+	if dl, ok := ctx.Deadline(); ok {
+		rc.c.CommandTimeout = min(time.Until(dl), 5*time.Minute)
+		rc.c.SubmissionTimeout = min(time.Until(dl), 12*time.Minute)
+	}
+	err := rc.transaction(e)
+	if err != nil {
+		// A refusal leaves a transaction open; end it so that the next mail
+		// can start, or give up on this connection.
 		if rerr := rc.c.Reset(); rerr != nil {
 			rc.broken = err
 		}
+	}
+	return err
+}
+
+// transaction sends one mail. A refusal of the sender (MAIL) is the relay
+// refusing us (policy, authentication, our address), which mending the
+// configuration cures, so it is retried; a refusal of the recipient or of
+// the content is final for this mail, unless it is a 5.7.x policy refusal.
+func (rc *relayConn) transaction(e Envelope) error {
+	if err := rc.c.Mail(e.From, nil); err != nil {
+		return fmt.Errorf("relay %s refused sender %s: %w", rc.addr, e.From, err)
+	}
+	if err := rc.c.Rcpt(e.To, nil); err != nil {
+		return classify(fmt.Errorf("relay %s refused recipient %s: %w", rc.addr, e.To, err))
+	}
+	w, err := rc.c.Data()
+	if err != nil {
 		return classify(fmt.Errorf("relay %s: %w", rc.addr, err))
+	}
+	if _, err := w.Write(e.Data); err != nil {
+		w.Close()
+		return fmt.Errorf("relay %s: %w", rc.addr, err)
+	}
+	if err := w.Close(); err != nil {
+		return classify(fmt.Errorf("relay %s refused the mail: %w", rc.addr, err))
 	}
 	return nil
 }
@@ -247,10 +287,12 @@ func (rc *relayConn) Close() error {
 	return nil
 }
 
-// classify marks 5xx replies permanent; everything else is worth a retry.
+// classify marks 5xx replies permanent, but for 5.7.x (security and
+// policy: mended by configuration, not by giving up); everything else is
+// worth a retry.
 func classify(err error) error {
 	var smtpErr *smtp.SMTPError
-	if errors.As(err, &smtpErr) && smtpErr.Code >= 500 {
+	if errors.As(err, &smtpErr) && smtpErr.Code >= 500 && smtpErr.EnhancedCode[1] != 7 {
 		return &PermanentError{err}
 	}
 	return err

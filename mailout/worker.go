@@ -25,9 +25,9 @@ import (
 
 // outboxStore is what the worker needs of the ticket store.
 type outboxStore interface {
-	ClaimOutbox(ctx context.Context, limit int) (*tickets.OutboxBatch, error)
+	ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]tickets.OutboxMail, error)
 	NextOutboxAttempt(ctx context.Context) (time.Time, bool, error)
-	IssueTokens(ctx context.Context, scope tickets.Scope, ticketIDs []int64) ([]string, error)
+	RecordOutbox(ctx context.Context, outcomes []tickets.Outcome) error
 	TokenTTL() time.Duration
 }
 
@@ -41,8 +41,10 @@ type Options struct {
 	BaseURL string
 	// From, when set, is the envelope sender of every mail (HELPDESK_FROM);
 	// otherwise each department's address is.
-	From   string
-	Logger *slog.Logger
+	From string
+	// Hostname is the name given in EHLO to a relay.
+	Hostname string
+	Logger   *slog.Logger
 	// Senders is how many batches go out at once. Default: 4.
 	Senders int
 	// BatchSize is how many mails one claim takes. Default: 100.
@@ -66,6 +68,8 @@ type Worker struct {
 	batchSize   int
 	maxAttempts int
 	linger      time.Duration
+	lease       time.Duration
+	sendBudget  time.Duration
 	wake        chan struct{}
 
 	sent, failed, panics atomic.Int64
@@ -77,10 +81,14 @@ func New(opts Options) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r, ok := s.(*relaySender); ok {
+		r.hello = opts.Hostname
+	}
 	w := &Worker{
 		store: opts.Store, tmpl: opts.Templates, sender: s, baseURL: strings.TrimRight(opts.BaseURL, "/"),
 		from: opts.From, log: opts.Logger, senders: opts.Senders, batchSize: opts.BatchSize,
 		maxAttempts: opts.MaxAttempts, linger: opts.Linger, wake: make(chan struct{}, 1),
+		lease: defaultLease, sendBudget: defaultSendBudget,
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
@@ -123,9 +131,6 @@ func (w *Worker) Stats() Stats {
 // another instance, or due for a retry, is picked up within it.
 const idlePoll = 2 * time.Second
 
-// batchTimeout bounds one batch: claiming, sending and recording.
-const batchTimeout = 5 * time.Minute
-
 // Run sends mail until ctx ends. A batch in flight when ctx ends is
 // finished first.
 func (w *Worker) Run(ctx context.Context) error {
@@ -140,12 +145,7 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) loop(ctx context.Context) {
 	errDelay := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		// A batch is finished even when ctx ends meanwhile: its mails are
-		// being sent, and the outcome must be recorded. A bound still
-		// applies, so a hung relay cannot hold shutdown forever.
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
-		n, err := w.drain(bctx)
-		cancel()
+		n, err := w.drain(ctx)
 		if err != nil {
 			w.log.Error("outbox", "err", err)
 			sleep(ctx, errDelay)
@@ -166,9 +166,12 @@ func (w *Worker) loop(ctx context.Context) {
 			sleep(ctx, w.linger)
 			continue
 		}
+		// Nothing claimable. Sleep until the next retry falls due; a mail
+		// due already is another sender's (locked), and waking for it would
+		// only spin.
 		wait := idlePoll
-		if at, ok, err := w.store.NextOutboxAttempt(ctx); err == nil && ok {
-			wait = min(max(time.Until(at), 10*time.Millisecond), idlePoll)
+		if at, ok, err := w.store.NextOutboxAttempt(ctx); err == nil && ok && time.Until(at) > 0 {
+			wait = min(time.Until(at), idlePoll)
 		}
 		select {
 		case <-ctx.Done():
@@ -188,72 +191,93 @@ func sleep(ctx context.Context, d time.Duration) {
 // drain claims one batch, sends it and records the outcome. It returns how
 // many mails the batch held.
 func (w *Worker) drain(ctx context.Context) (int, error) {
-	batch, err := w.store.ClaimOutbox(ctx, w.batchSize)
-	if err != nil || batch == nil {
+	mails, err := w.store.ClaimOutbox(ctx, w.batchSize, w.lease)
+	if err != nil || len(mails) == 0 {
 		return 0, err
 	}
-	n := len(batch.Mails)
-	// Tokens are committed before any mail carrying one leaves, so a link
-	// that was sent always works, whatever happens to the batch.
-	ids := make([]int64, n)
-	for i, m := range batch.Mails {
-		ids[i] = m.Ticket.ID
-	}
-	tokens, err := w.store.IssueTokens(ctx, tickets.ScopeTicket, ids)
-	if err != nil {
-		batch.Rollback(ctx)
+	outcomes := w.sendAll(ctx, mails)
+	// Recorded even when ctx has ended meanwhile: the mails went out.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := w.store.RecordOutbox(rctx, outcomes); err != nil {
+		// The mails stay leased and are sent again when the lease ends:
+		// the spool writes the same file; a relay delivers twice, the
+		// lesser evil to losing them.
 		return 0, err
 	}
-	outcomes := make([]error, n)
-	conn, err := w.sender.Open(ctx)
-	for i, m := range batch.Mails {
-		outcomes[i] = err
-		if err == nil {
-			outcomes[i] = w.send(ctx, conn, m, tokens[i])
+	return len(mails), nil
+}
+
+// Timing of a batch. The lease must outlast the sending: the budget, plus
+// one mail's timeout, plus recording.
+const (
+	defaultLease      = 10 * time.Minute
+	defaultSendBudget = time.Minute
+	sendTimeout       = 2 * time.Minute
+	recordTimeout     = 30 * time.Second
+)
+
+// sendAll sends a batch over one connection. Mails not tried within the
+// send budget, or once ctx ends (shutdown), are handed back untried.
+func (w *Worker) sendAll(ctx context.Context, mails []tickets.OutboxMail) []tickets.Outcome {
+	deadline := time.Now().Add(w.sendBudget)
+	errs := make([]error, len(mails))
+	tried := 0
+	conn, openErr := w.sender.Open(ctx)
+	for i, m := range mails {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			break
 		}
+		tried++
+		if openErr != nil {
+			errs[i] = openErr
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+		errs[i] = w.send(sctx, conn, m)
+		cancel()
 	}
 	if conn != nil {
 		// Closing makes the batch durable (the spool syncs its files); a
 		// mail counts as sent only after that.
 		if err := conn.Close(); err != nil {
-			for i := range outcomes {
-				if outcomes[i] == nil {
-					outcomes[i] = err
+			for i := range errs[:tried] {
+				if errs[i] == nil {
+					errs[i] = err
 				}
 			}
 		}
 	}
-	for i, m := range batch.Mails {
-		w.record(batch, m, outcomes[i])
+	outcomes := make([]tickets.Outcome, len(mails))
+	for i, m := range mails {
+		if i >= tried {
+			outcomes[i] = tickets.Outcome{ID: m.ID}
+			continue
+		}
+		outcomes[i] = w.outcome(m, errs[i])
 	}
-	if err := batch.Commit(ctx); err != nil {
-		// The mails went out but are still pending: they will be sent
-		// again. The spool writes the same file; a relay delivers twice,
-		// the lesser evil to losing them.
-		return 0, err
-	}
-	return n, nil
+	return outcomes
 }
 
-func (w *Worker) record(batch *tickets.OutboxBatch, m tickets.OutboxMail, err error) {
+func (w *Worker) outcome(m tickets.OutboxMail, err error) tickets.Outcome {
 	attempt := m.Attempts + 1
 	var perm *PermanentError
 	switch {
 	case err == nil:
-		batch.Sent(m.ID)
 		w.sent.Add(1)
 		w.log.Info("mail sent", "kind", m.Kind, "ticket", m.Ticket.TrackingID, "to", m.Recipient,
 			"message_id", m.MessageID, "attempt", attempt, "queued_for", time.Since(m.CreatedAt).Round(time.Millisecond))
+		return tickets.Outcome{ID: m.ID, State: "sent"}
 	case errors.As(err, &perm) || attempt >= w.maxAttempts:
-		batch.Fail(m.ID, err.Error())
 		w.failed.Add(1)
 		w.log.Error("mail given up", "kind", m.Kind, "ticket", m.Ticket.TrackingID, "to", m.Recipient,
 			"message_id", m.MessageID, "attempt", attempt, "err", err)
+		return tickets.Outcome{ID: m.ID, State: "failed", Reason: err.Error()}
 	default:
 		at := time.Now().Add(backoff(attempt))
-		batch.Retry(m.ID, at, err.Error())
 		w.log.Warn("mail not sent, will retry", "kind", m.Kind, "ticket", m.Ticket.TrackingID, "to", m.Recipient,
 			"message_id", m.MessageID, "attempt", attempt, "retry_at", at.Format(time.RFC3339), "err", err)
+		return tickets.Outcome{ID: m.ID, State: "pending", RetryAt: at, Reason: err.Error()}
 	}
 }
 
@@ -265,14 +289,14 @@ func backoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func (w *Worker) send(ctx context.Context, c conn, m tickets.OutboxMail, token string) (err error) {
+func (w *Worker) send(ctx context.Context, c conn, m tickets.OutboxMail) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			w.panics.Add(1)
 			err = fmt.Errorf("panic composing or sending mail: %v", p)
 		}
 	}()
-	data, from, err := w.compose(m, token)
+	data, from, err := w.compose(m, m.Token)
 	if err != nil {
 		return &PermanentError{err}
 	}

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,7 +143,13 @@ type relay struct {
 	// refuse, when set, answers RCPT with it for that many mails.
 	refuse      *smtp.SMTPError
 	refuseCount int
-	sawTLS      bool
+	// refuseMail answers MAIL with it for that many mails.
+	refuseMail      *smtp.SMTPError
+	refuseMailCount int
+	// delay is how long each mail's data takes.
+	delay  time.Duration
+	sawTLS bool
+	helo   string
 }
 
 type relayed struct {
@@ -169,6 +176,9 @@ func startRelay(t *testing.T) (*relay, *tls.Config) {
 
 func (r *relay) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
+	r.mu.Lock()
+	r.helo = c.Hostname()
+	r.mu.Unlock()
 	return &relaySession{r: r, tls: isTLS}, nil
 }
 
@@ -193,6 +203,12 @@ func (s *relaySession) Mail(from string, _ *smtp.MailOptions) error {
 	if !s.authed {
 		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	}
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	if s.r.refuseMail != nil && s.r.refuseMailCount > 0 {
+		s.r.refuseMailCount--
+		return s.r.refuseMail
+	}
 	s.from = from
 	return nil
 }
@@ -211,6 +227,10 @@ func (s *relaySession) Data(rd io.Reader) error {
 	if err != nil {
 		return err
 	}
+	s.r.mu.Lock()
+	delay := s.r.delay
+	s.r.mu.Unlock()
+	time.Sleep(delay)
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
 	s.r.received = append(s.r.received, relayed{from: s.from, to: s.to, data: b})
@@ -253,6 +273,7 @@ func relayWorker(t *testing.T, store *tickets.Store, r *relay, clientTLS *tls.Co
 	t.Helper()
 	w := newWorker(t, store, "smtp://gateway:s3cret@"+r.addr)
 	w.sender.(*relaySender).tlsConfig = clientTLS
+	w.sender.(*relaySender).hello = "helpdesk.example.com"
 	return w
 }
 
@@ -263,6 +284,9 @@ func TestRelayWithStartTLSAndAuth(t *testing.T) {
 	drainAll(t, w)
 	if r.count() != 3 || !r.sawTLS {
 		t.Fatalf("relay received %d mails (TLS %v), want 3 over TLS", r.count(), r.sawTLS)
+	}
+	if r.helo != "helpdesk.example.com" {
+		t.Errorf("EHLO %q, want the configured host name", r.helo)
 	}
 	m := r.received[0]
 	if m.from != "billing@example.com" || !strings.HasPrefix(m.to, "customer") {
@@ -329,6 +353,81 @@ func TestRelayTemporaryAndPermanentRefusals(t *testing.T) {
 	pool.QueryRow(context.Background(), `SELECT last_error FROM outbox WHERE state = 'failed'`).Scan(&lastErr)
 	if !strings.Contains(lastErr, "550") {
 		t.Errorf("failed mail's reason %q, want the 550", lastErr)
+	}
+}
+
+// A relay that refuses us at MAIL (policy, authentication, our sender
+// address) is a configuration problem: the mail waits for it to be mended.
+func TestRelayRefusingTheSenderKeepsMailPending(t *testing.T) {
+	store, pool := fixture(t, 2)
+	r, clientTLS := startRelay(t)
+	w := relayWorker(t, store, r, clientTLS)
+	r.refuseMail = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address rejected: not owned by user"}
+	r.refuseMailCount = 2
+	if _, err := w.drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := states(t, pool); got["pending"] != 2 {
+		t.Errorf("outbox states %v, want both pending", got)
+	}
+}
+
+// A slow relay: the batch stops taking new mails at its budget and hands
+// the rest back untried; nothing is sent twice and everything is recorded.
+func TestSlowRelayHandsBackWhatItCannotSendInTime(t *testing.T) {
+	store, pool := fixture(t, 5)
+	r, clientTLS := startRelay(t)
+	r.delay = 150 * time.Millisecond
+	w := relayWorker(t, store, r, clientTLS)
+	w.sendBudget = 250 * time.Millisecond
+	n, err := w.drain(context.Background())
+	if err != nil || n != 5 {
+		t.Fatalf("drain: %d, %v", n, err)
+	}
+	got := states(t, pool)
+	var untried int
+	pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE state = 'pending' AND attempts = 0 AND next_attempt <= now()`).Scan(&untried)
+	if r.count() < 1 || r.count() > 3 || got["sent"] != r.count() || untried != 5-r.count() {
+		t.Fatalf("relay received %d; states %v, %d untried and due; want the rest handed back untried", r.count(), got, untried)
+	}
+	for range 5 {
+		if _, err := w.drain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.count() != 5 || states(t, pool)["sent"] != 5 {
+		t.Errorf("after more batches: relay received %d, states %v; want each of the 5 once", r.count(), states(t, pool))
+	}
+}
+
+// countingStore counts the claims a worker makes.
+type countingStore struct {
+	outboxStore
+	claims atomic.Int64
+}
+
+func (c *countingStore) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]tickets.OutboxMail, error) {
+	c.claims.Add(1)
+	return c.outboxStore.ClaimOutbox(ctx, limit, lease)
+}
+
+// Senders with nothing to claim sleep; they do not spin on mail another
+// sender is busy with.
+func TestIdleSendersDoNotSpin(t *testing.T) {
+	store, _ := fixture(t, 3)
+	r, clientTLS := startRelay(t)
+	r.delay = 300 * time.Millisecond
+	w := relayWorker(t, store, r, clientTLS)
+	cs := &countingStore{outboxStore: store}
+	w.store = cs
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	w.Run(ctx)
+	if n := cs.claims.Load(); n > 40 {
+		t.Errorf("%d claims in 1.5 s by 4 senders for 3 mails; want them asleep", n)
+	}
+	if r.count() != 3 {
+		t.Errorf("relay received %d, want 3", r.count())
 	}
 }
 

@@ -27,101 +27,105 @@ type OutboxMail struct {
 	Attempts  int
 	CreatedAt time.Time
 	Ticket    Ticket
+	// Token opens the ticket: issued with the claim, it is in the database
+	// (hashed) before the mail that carries it leaves.
+	Token string
 }
 
-// OutboxBatch is a set of queued mails locked by one sender. Rows locked by a
-// batch are skipped by other senders until it commits or rolls back; if the
-// process dies, the lock goes with its connection and another sender takes
-// the mails at once.
-type OutboxBatch struct {
-	tx      pgx.Tx
-	Mails   []OutboxMail
-	ids     []int64
-	states  []string
-	retryAt []time.Time
-	reasons []string
-}
-
-// ClaimOutbox locks up to limit mails that are due. It returns nil when none
-// is due.
-func (s *Store) ClaimOutbox(ctx context.Context, limit int) (*OutboxBatch, error) {
-	tx, err := s.pool.Begin(ctx)
+// ClaimOutbox takes up to limit due mails for one sender, in one short
+// transaction: it leases them (other senders skip them until the lease ends,
+// so a sender that dies mid-batch has its mails sent by another after it)
+// and issues each one's token. No transaction stays open while mail is sent.
+func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]OutboxMail, error) {
+	var mails []OutboxMail
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT o.id, o.kind, o.recipient, o.message_id, o.in_reply_to, o.reference_ids, o.attempts, o.created_at,
+			       `+ticketColumns+`
+			FROM outbox o JOIN tickets t ON t.id = o.ticket_id JOIN departments d ON d.id = t.department_id
+			WHERE o.state = 'pending' AND o.next_attempt <= now()
+			ORDER BY o.next_attempt, o.id
+			LIMIT $1
+			FOR UPDATE OF o SKIP LOCKED`, limit)
+		if err != nil {
+			return err
+		}
+		mails, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxMail, error) {
+			var m OutboxMail
+			dest := append([]any{&m.ID, &m.Kind, &m.Recipient, &m.MessageID, &m.InReplyTo, &m.References, &m.Attempts, &m.CreatedAt},
+				ticketDest(&m.Ticket)...)
+			return m, r.Scan(dest...)
+		})
+		if err != nil || len(mails) == 0 {
+			return err
+		}
+		ids := make([]int64, len(mails))
+		ticketIDs := make([]int64, len(mails))
+		for i, m := range mails {
+			ids[i], ticketIDs[i] = m.ID, m.Ticket.ID
+		}
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET next_attempt = now() + $2 * interval '1 millisecond' WHERE id = ANY($1)`,
+			ids, lease.Milliseconds()); err != nil {
+			return err
+		}
+		tokens, err := issueTokens(ctx, tx, ScopeTicket, ticketIDs, s.tokenTTL)
+		if err != nil {
+			return err
+		}
+		for i := range mails {
+			mails[i].Token = tokens[i]
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("claim outbox: begin: %w", err)
-	}
-	rows, err := tx.Query(ctx, `
-		SELECT o.id, o.kind, o.recipient, o.message_id, o.in_reply_to, o.reference_ids, o.attempts, o.created_at,
-		       `+ticketColumns+`
-		FROM outbox o JOIN tickets t ON t.id = o.ticket_id JOIN departments d ON d.id = t.department_id
-		WHERE o.state = 'pending' AND o.next_attempt <= now()
-		ORDER BY o.next_attempt, o.id
-		LIMIT $1
-		FOR UPDATE OF o SKIP LOCKED`, limit)
-	if err != nil {
-		tx.Rollback(ctx) //nolint:errcheck // the query error says more
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
-	mails, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxMail, error) {
-		var m OutboxMail
-		dest := append([]any{&m.ID, &m.Kind, &m.Recipient, &m.MessageID, &m.InReplyTo, &m.References, &m.Attempts, &m.CreatedAt},
-			ticketDest(&m.Ticket)...)
-		return m, r.Scan(dest...)
-	})
-	if err != nil || len(mails) == 0 {
-		tx.Rollback(ctx) //nolint:errcheck // nothing was changed
-		if err != nil {
-			return nil, fmt.Errorf("claim outbox: %w", err)
-		}
-		return nil, nil
+	return mails, nil
+}
+
+// Outcome is what became of one claimed mail.
+type Outcome struct {
+	ID int64
+	// State is "sent", "failed" (given up), "pending" (to retry at RetryAt)
+	// or "" (not attempted: due again at once, the try not counted).
+	State   string
+	RetryAt time.Time
+	Reason  string
+}
+
+// RecordOutbox writes what became of claimed mails.
+func (s *Store) RecordOutbox(ctx context.Context, outcomes []Outcome) error {
+	if len(outcomes) == 0 {
+		return nil
 	}
-	return &OutboxBatch{tx: tx, Mails: mails}, nil
-}
-
-func (b *OutboxBatch) record(id int64, state string, at time.Time, reason string) {
-	b.ids = append(b.ids, id)
-	b.states = append(b.states, state)
-	b.retryAt = append(b.retryAt, at)
-	b.reasons = append(b.reasons, reason)
-}
-
-// Sent records that mail id went out.
-func (b *OutboxBatch) Sent(id int64) { b.record(id, "sent", time.Now(), "") }
-
-// Retry records a failed try of mail id and when to try again.
-func (b *OutboxBatch) Retry(id int64, at time.Time, reason string) {
-	b.record(id, "pending", at, reason)
-}
-
-// Fail records that mail id will not be tried again, and why.
-func (b *OutboxBatch) Fail(id int64, reason string) { b.record(id, "failed", time.Now(), reason) }
-
-// Commit writes what was recorded and releases the batch's mails.
-func (b *OutboxBatch) Commit(ctx context.Context) error {
-	defer b.tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if len(b.ids) > 0 {
-		_, err := b.tx.Exec(ctx, `
-			UPDATE outbox o SET state = r.state, attempts = o.attempts + 1, last_error = r.reason,
-			       next_attempt = CASE WHEN r.state = 'pending' THEN r.at ELSE o.next_attempt END,
-			       sent_at = CASE WHEN r.state = 'sent' THEN r.at END
-			FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[]) AS r(id, state, at, reason)
-			WHERE o.id = r.id`, b.ids, b.states, b.retryAt, b.reasons)
-		if err != nil {
-			return fmt.Errorf("record outbox results: %w", err)
+	ids := make([]int64, len(outcomes))
+	states := make([]string, len(outcomes))
+	at := make([]time.Time, len(outcomes))
+	reasons := make([]string, len(outcomes))
+	now := time.Now()
+	for i, o := range outcomes {
+		ids[i], states[i], at[i], reasons[i] = o.ID, o.State, o.RetryAt, o.Reason
+		if o.State != "pending" {
+			at[i] = now
 		}
 	}
-	if err := b.tx.Commit(ctx); err != nil {
-		return fmt.Errorf("record outbox results: commit: %w", err)
+	_, err := s.pool.Exec(ctx, `
+		UPDATE outbox o SET
+		       state = CASE WHEN r.state = '' THEN o.state ELSE r.state END,
+		       attempts = o.attempts + CASE WHEN r.state = '' THEN 0 ELSE 1 END,
+		       last_error = CASE WHEN r.state = '' THEN o.last_error ELSE r.reason END,
+		       next_attempt = CASE WHEN r.state IN ('', 'pending') THEN r.at ELSE o.next_attempt END,
+		       sent_at = CASE WHEN r.state = 'sent' THEN r.at END
+		FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[]) AS r(id, state, at, reason)
+		WHERE o.id = r.id`, ids, states, at, reasons)
+	if err != nil {
+		return fmt.Errorf("record %d outbox results: %w", len(outcomes), err)
 	}
 	return nil
 }
 
-// Rollback releases the batch's mails without recording anything.
-func (b *OutboxBatch) Rollback(ctx context.Context) {
-	b.tx.Rollback(ctx) //nolint:errcheck // the connection may be gone; the lock goes with it
-}
-
 // NextOutboxAttempt returns when the earliest pending mail is due, and false
-// when nothing is pending.
+// when nothing is pending. Leased mails count as due when their lease ends.
 func (s *Store) NextOutboxAttempt(ctx context.Context) (time.Time, bool, error) {
 	var at *time.Time
 	if err := s.pool.QueryRow(ctx, `SELECT min(next_attempt) FROM outbox WHERE state = 'pending'`).Scan(&at); err != nil {

@@ -318,69 +318,73 @@ func TestTokens(t *testing.T) {
 	}
 }
 
-func TestOutboxClaimsSkipLockedRowsAndRecordOutcomes(t *testing.T) {
+func TestOutboxClaimsLeaseRowsAndRecordOutcomes(t *testing.T) {
 	woken := 0
 	s, pool, d := newStore(t, tickets.Options{OutboxQueued: func() { woken++ }})
 	ctx := context.Background()
-	for i := range 3 {
+	for i := range 4 {
 		if _, err := s.IngestMail(ctx, inbound(d, fmt.Sprintf("ob-%d@example.org", i), "x")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if woken != 3 {
-		t.Errorf("OutboxQueued called %d times, want 3", woken)
+	if woken != 4 {
+		t.Errorf("OutboxQueued called %d times, want 4", woken)
 	}
-	a, err := s.ClaimOutbox(ctx, 2)
-	if err != nil || a == nil || len(a.Mails) != 2 {
-		t.Fatalf("first claim: %v, %+v", err, a)
+	a, err := s.ClaimOutbox(ctx, 3, time.Hour)
+	if err != nil || len(a) != 3 {
+		t.Fatalf("first claim: %v, %d mails", err, len(a))
 	}
-	// A second sender sees only the row the first did not lock.
-	b, err := s.ClaimOutbox(ctx, 10)
-	if err != nil || b == nil || len(b.Mails) != 1 {
-		t.Fatalf("second claim: %v, %+v", err, b)
+	// A second sender sees only the row the first did not lease.
+	b, err := s.ClaimOutbox(ctx, 10, time.Hour)
+	if err != nil || len(b) != 1 {
+		t.Fatalf("second claim: %v, %d mails", err, len(b))
 	}
-	if c, err := s.ClaimOutbox(ctx, 10); err != nil || c != nil {
-		t.Fatalf("third claim: %v, %+v; want nothing left", err, c)
+	if c, err := s.ClaimOutbox(ctx, 10, time.Hour); err != nil || len(c) != 0 {
+		t.Fatalf("third claim: %v, %d mails; want nothing left", err, len(c))
 	}
-	m := a.Mails[0]
+	m := a[0]
 	if m.Kind != tickets.KindAck || m.Recipient != "ana@example.org" || m.Ticket.Department.Address != "support@example.com" || m.MessageID == "" {
 		t.Errorf("claimed mail %+v", m)
 	}
-	retryAt := time.Now().Add(time.Hour)
-	a.Sent(a.Mails[0].ID)
-	a.Retry(a.Mails[1].ID, retryAt, "421 try later")
-	if err := a.Commit(ctx); err != nil {
+	// Each claimed mail carries a token that already opens its ticket.
+	if got, err := s.TicketByToken(ctx, m.Token, tickets.ScopeTicket); err != nil || got.ID != m.Ticket.ID {
+		t.Errorf("the claimed mail's token: %+v, %v", got, err)
+	}
+	retryAt := time.Now().Add(2 * time.Hour)
+	err = s.RecordOutbox(ctx, []tickets.Outcome{
+		{ID: a[0].ID, State: "sent"},
+		{ID: a[1].ID, State: "pending", RetryAt: retryAt, Reason: "421 try later"},
+		{ID: a[2].ID}, // not tried: due again at once, the try not counted
+		{ID: b[0].ID, State: "failed", Reason: "550 no such user"},
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	b.Fail(b.Mails[0].ID, "550 no such user")
-	if err := b.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	states, _ := s.OutboxForTicket(ctx, a.Mails[1].Ticket.ID)
+	states, _ := s.OutboxForTicket(ctx, a[1].Ticket.ID)
 	if len(states) != 1 || states[0].State != "pending" || states[0].Attempts != 1 || states[0].LastError != "421 try later" {
 		t.Errorf("retried mail: %+v", states)
 	}
-	if n := count(t, pool, `SELECT count(*) FROM outbox WHERE state = 'sent' AND sent_at IS NOT NULL`); n != 1 {
+	if n := count(t, pool, `SELECT count(*) FROM outbox WHERE state = 'sent' AND sent_at IS NOT NULL AND attempts = 1`); n != 1 {
 		t.Errorf("%d sent, want 1", n)
 	}
 	if n := count(t, pool, `SELECT count(*) FROM outbox WHERE state = 'failed' AND last_error = '550 no such user'`); n != 1 {
 		t.Errorf("%d failed with their reason, want 1", n)
 	}
+	// The untried one is claimable again, its attempts untouched.
+	c, err := s.ClaimOutbox(ctx, 10, time.Hour)
+	if err != nil || len(c) != 1 || c[0].ID != a[2].ID || c[0].Attempts != 0 {
+		t.Fatalf("after handing one back: %v, %+v", err, c)
+	}
+	// A lease that ends (its sender died) makes the mail claimable again.
+	if _, err := pool.Exec(ctx, `UPDATE outbox SET next_attempt = now() - interval '1 second' WHERE id = $1`, c[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.ClaimOutbox(ctx, 10, time.Hour); err != nil || len(again) != 1 || again[0].Token == c[0].Token {
+		t.Errorf("after the lease ended: %v, %+v; want it claimed with a fresh token", err, again)
+	}
 	next, ok, err := s.NextOutboxAttempt(ctx)
-	if err != nil || !ok || next.Sub(retryAt).Abs() > time.Second {
-		t.Errorf("next attempt %s %v %v, want %s", next, ok, err, retryAt)
-	}
-	if c, _ := s.ClaimOutbox(ctx, 10); c != nil {
-		t.Error("a mail due in an hour was claimed now")
-	}
-	// A rolled-back batch leaves its mails as they were.
-	pool.Exec(ctx, `UPDATE outbox SET next_attempt = now() WHERE state = 'pending'`)
-	c, _ := s.ClaimOutbox(ctx, 10)
-	c.Rollback(ctx)
-	if c, _ := s.ClaimOutbox(ctx, 10); c == nil || len(c.Mails) != 1 || c.Mails[0].Attempts != 1 {
-		t.Errorf("after a rollback: %+v", c)
-	} else {
-		c.Rollback(ctx)
+	if err != nil || !ok || next.Before(time.Now().Add(30*time.Minute)) {
+		t.Errorf("next attempt %s %v %v, want the leases' and the retry's, an hour or more away", next, ok, err)
 	}
 }
 

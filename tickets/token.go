@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Scope says what a token opens.
@@ -48,15 +49,24 @@ func (s *Store) IssueToken(ctx context.Context, ticketID int64, scope Scope) (st
 // IssueTokens creates one token of the given scope for each ticket, in one
 // statement, and returns them in the same order.
 func (s *Store) IssueTokens(ctx context.Context, scope Scope, ticketIDs []int64) ([]string, error) {
+	return issueTokens(ctx, s.pool, scope, ticketIDs, s.tokenTTL)
+}
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func issueTokens(ctx context.Context, db execer, scope Scope, ticketIDs []int64, ttl time.Duration) ([]string, error) {
 	plain := make([]string, len(ticketIDs))
 	hashes := make([][]byte, len(ticketIDs))
 	for i := range ticketIDs {
 		plain[i], hashes[i] = newToken()
 	}
-	_, err := s.pool.Exec(ctx, `
+	_, err := db.Exec(ctx, `
 		INSERT INTO tokens (hash, scope, ticket_id, expires_at)
 		SELECT h, $2, t, now() + $4 * interval '1 second' FROM unnest($1::bytea[], $3::bigint[]) AS x(h, t)`,
-		hashes, string(scope), ticketIDs, int64(s.tokenTTL/time.Second))
+		hashes, string(scope), ticketIDs, int64(ttl/time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("issue %d %s tokens: %w", len(ticketIDs), scope, err)
 	}

@@ -111,7 +111,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 		}
 	}
 	worker, err = mailout.New(mailout.Options{Store: a.store, Templates: tmpl, MailOut: cfg.MailOut,
-		BaseURL: cfg.BaseURL, From: cfg.From, Logger: log.With("component", "mailout")})
+		BaseURL: cfg.BaseURL, From: cfg.From, Hostname: cfg.SMTPHostname, Logger: log.With("component", "mailout")})
 	if err != nil {
 		return nil, err
 	}
@@ -214,8 +214,17 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	})
 	shut.Wait()
+	// The sender stops taking mail and records what it sent; a send in
+	// flight past the deadline is abandoned, and its mail, still leased, is
+	// sent again after the lease.
 	stopWorker()
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+		a.log.Warn("shutdown deadline reached with mail being sent; it will be sent again", "deadline", a.cfg.ShutdownTimeout)
+	}
 	a.Close()
 	a.log.Info("stopped", "sent", a.worker.Stats().Sent)
 	return runErr

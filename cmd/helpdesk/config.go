@@ -124,8 +124,11 @@ func (c Config) validate() error {
 	if c.TokenTTL < time.Hour {
 		bad("HELPDESK_TOKEN_TTL", "%s is shorter than an hour", c.TokenTTL)
 	}
-	if c.DBMaxConns < 4 {
-		bad("HELPDESK_DB_MAX_CONNS", "%d: want at least 4", c.DBMaxConns)
+	if c.DBMaxConns < 8 {
+		bad("HELPDESK_DB_MAX_CONNS", "%d: want at least 8 (mail in, mail out and the web share it)", c.DBMaxConns)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("HELPDESK_SHUTDOWN_TIMEOUT", "%s: want a positive duration", c.ShutdownTimeout)
 	}
 	return errors.Join(errs...)
 }
