@@ -510,6 +510,9 @@ func parseAddress(v string) (tickets.Address, error) {
 var htmlPolicy = func() *bluemonday.Policy {
 	p := bluemonday.UGCPolicy()
 	p.AllowURLSchemes("http", "https", "mailto", "cid")
+	// A relative link in a customer's mail would point into the helpdesk
+	// itself once shown there.
+	p.AllowRelativeURLs(false)
 	p.AllowDataURIImages()
 	p.RequireNoReferrerOnLinks(true)
 	p.AddTargetBlankToFullyQualifiedLinks(true)

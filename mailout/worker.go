@@ -389,6 +389,11 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 // "[ABC-DEF-GHIJ]" tag above all, which filters and other systems match on)
 // and encodes the rest as RFC 2047 words.
 func encodeSubject(s string) string {
+	// A customer's subject may spell out an encoded word ("=?utf-8?q?...")
+	// that mail clients would decode into a fake tag; a zero-width space
+	// keeps it literal (and makes that part encoded) without changing what
+	// is shown.
+	s = strings.ReplaceAll(s, "=?", "=\u200b?")
 	cut := len(s)
 	for i, r := range s {
 		if r >= utf8.RuneSelf || r < ' ' {
@@ -397,9 +402,6 @@ func encodeSubject(s string) string {
 		}
 	}
 	head, tail := s[:cut], s[cut:]
-	if strings.Contains(head, "=?") {
-		head, tail = "", s
-	}
 	if tail == "" {
 		return head
 	}

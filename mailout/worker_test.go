@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"mime"
 	"net"
 	"os"
 	"path/filepath"
@@ -464,10 +465,15 @@ func TestEncodeSubject(t *testing.T) {
 		"[ABD-BDE-GHJL] We received your request: Hello":   "[ABD-BDE-GHJL] We received your request: Hello",
 		"[ABD-BDE-GHJL] Recibido: No puedo iniciar sesión": "[ABD-BDE-GHJL] Recibido: No puedo iniciar =?utf-8?q?sesi=C3=B3n?=",
 		"Ñandú":                    "=?utf-8?q?=C3=91and=C3=BA?=",
-		"[X] a =?utf-8?q?fake?= ü": "=?utf-8?q?[X]_a_=3D=3Futf-8=3Fq=3Ffake=3F=3D_=C3=BC?=",
+		"[ABD-BDE-GHJL] Re: =?utf-8?q?=5BZZZ-ZZZ-ZZZZ=5D_spoof?=": "[ABD-BDE-GHJL] Re: =?utf-8?q?=3D=E2=80=8B=3Futf-8=3Fq=3F=3D5BZZZ-ZZZ-ZZZZ=3D5D=5Fspoof=3F=3D?=",
 	} {
-		if got := encodeSubject(in); got != want {
+		got := encodeSubject(in)
+		if got != want {
 			t.Errorf("encodeSubject(%q) = %q, want %q", in, got, want)
+		}
+		// What a mail client shows is what the customer wrote.
+		if shown, err := new(mime.WordDecoder).DecodeHeader(got); err != nil || strings.ReplaceAll(shown, "\u200b", "") != in {
+			t.Errorf("encodeSubject(%q) is shown as %q (%v)", in, shown, err)
 		}
 	}
 }

@@ -2,11 +2,14 @@ package tickets
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Address is a mailbox as it appears in a mail header.
@@ -73,19 +76,25 @@ type IngestResult struct {
 // From: address, or the hash of its bytes when it has no Message-ID (such
 // mail is deduplicated, never dropped). The address keeps two senders whose
 // software makes poor Message-IDs ("12345") from passing for each other.
+//
+// It is hashed: it goes into a unique index, and a hostile mail's header can
+// hold an address far longer than an index entry.
 func dedupeKey(in *InboundMail) string {
 	if in.MessageID != "" {
-		return "id:" + in.MessageID + " from:" + strings.ToLower(in.From.Email)
+		sum := sha256.Sum256([]byte(in.MessageID + "\x00" + strings.ToLower(in.From.Email)))
+		return "id:" + hex.EncodeToString(sum[:])
 	}
 	return "sha256:" + hex.EncodeToString(in.Raw.SHA256[:])
 }
 
 // customerAddress is who the ticket belongs to: the From: address, or the
-// envelope sender when From: is unusable.
+// envelope sender when From: is unusable (RFC 5321's limits included: a
+// 64-character local part, 254 in all).
 func customerAddress(in *InboundMail) string {
 	for _, a := range []string{in.From.Email, in.EnvelopeFrom} {
 		a = strings.TrimSpace(a)
-		if at := strings.LastIndexByte(a, '@'); at > 0 && at < len(a)-1 && !strings.ContainsAny(a, " <>\r\n") {
+		at := strings.LastIndexByte(a, '@')
+		if at > 0 && at <= 64 && at < len(a)-1 && len(a) <= 254 && !strings.ContainsAny(a, " <>\r\n\t") {
 			return a[:at] + "@" + strings.ToLower(a[at+1:])
 		}
 	}
@@ -123,13 +132,23 @@ func threadReferences(refs []string, parent string) []string {
 	return out
 }
 
-// storable returns a copy of in whose text PostgreSQL accepts: valid UTF-8
-// without NUL bytes. Mail carries both; the raw source keeps the original.
+// storable returns a copy of in whose text PostgreSQL accepts (valid UTF-8
+// without NUL bytes) and whose one-line fields are one line of sensible
+// length: they end up in headers and pages. The raw source keeps the
+// original.
 func storable(in *InboundMail) *InboundMail {
 	c := *in
-	for _, p := range []*string{&c.SourceRef, &c.EnvelopeFrom, &c.EnvelopeTo, &c.MessageID, &c.InReplyTo,
-		&c.From.Name, &c.From.Email, &c.Subject, &c.Text, &c.HTML, &c.Automatic} {
+	for _, p := range []*string{&c.Text, &c.HTML} {
 		*p = cleanText(*p)
+	}
+	for _, f := range []struct {
+		p   *string
+		max int
+	}{
+		{&c.Subject, 500}, {&c.From.Name, 200}, {&c.From.Email, 320}, {&c.EnvelopeFrom, 320}, {&c.EnvelopeTo, 2000},
+		{&c.MessageID, 1000}, {&c.InReplyTo, 1000}, {&c.SourceRef, 300}, {&c.Automatic, 300},
+	} {
+		*f.p = oneLine(*f.p, f.max)
 	}
 	c.References = make([]string, len(in.References))
 	for i, r := range in.References {
@@ -141,10 +160,24 @@ func storable(in *InboundMail) *InboundMail {
 	}
 	c.Attachments = make([]InboundAttachment, len(in.Attachments))
 	for i, a := range in.Attachments {
-		a.Filename, a.ContentType, a.ContentID = cleanText(a.Filename), cleanText(a.ContentType), cleanText(a.ContentID)
+		a.Filename, a.ContentType, a.ContentID = oneLine(a.Filename, 255), oneLine(a.ContentType, 255), oneLine(a.ContentID, 1000)
 		c.Attachments[i] = a
 	}
 	return &c
+}
+
+// oneLine cleans a header-like value: line breaks, other control
+// characters and bidirectional overrides (which disguise text) become
+// spaces, runs of spaces one, and it is cut to at most max characters.
+func oneLine(s string, max int) string {
+	s = cleanText(s)
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
+	}), " ")
+	if utf8.RuneCountInString(s) > max {
+		s = string([]rune(s)[:max-1]) + "…"
+	}
+	return s
 }
 
 func cleanText(s string) string {

@@ -253,6 +253,38 @@ func TestHostileTextIsStored(t *testing.T) {
 	}
 }
 
+// Header fields are whatever a sender makes them: an address too long for
+// an index, a subject of pages, a name with line breaks. The mail is still
+// stored, with fields fit to show.
+func TestOversizedFieldsAreStored(t *testing.T) {
+	s, _, d := newStore(t, tickets.Options{})
+	ctx := context.Background()
+	in := inbound(d, "long-"+strings.Repeat("m", 2000)+"@example.org", "x")
+	in.From = tickets.Address{Name: "Ana\r\nBcc: victim@example.net \u202eevil", Email: strings.Repeat("a", 3000) + "@example.org"}
+	in.Subject = strings.Repeat("asunto ", 1000)
+	res, err := s.IngestMail(ctx, in)
+	if err != nil {
+		t.Fatalf("mail with a 3000-character From: address: %v", err)
+	}
+	tk, err := s.Ticket(ctx, res.TicketID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.CustomerEmail != "ana@example.org" {
+		t.Errorf("customer %q: want the envelope sender when From: is unusable", tk.CustomerEmail)
+	}
+	if tk.CustomerName != "Ana Bcc: victim@example.net evil" {
+		t.Errorf("name %q: want one line without the override", tk.CustomerName)
+	}
+	if n := len([]rune(tk.Subject)); n != 500 || !strings.HasSuffix(tk.Subject, "…") {
+		t.Errorf("subject of %d characters, want it cut to 500", n)
+	}
+	// The same mail again is still recognized.
+	if res, err := s.IngestMail(ctx, in); err != nil || res.Disposition != tickets.DispositionDuplicate {
+		t.Errorf("again: %+v, %v", res, err)
+	}
+}
+
 func TestQuarantineWhenNoSenderAddress(t *testing.T) {
 	s, pool, d := newStore(t, tickets.Options{})
 	in := inbound(d, "nosender@example.org", "x")
