@@ -73,6 +73,12 @@ func (p *Parsed) problem(format string, args ...any) {
 // written. Attachment bodies are spooled to tmpDir.
 func Parse(r io.Reader, tmpDir string) (*Parsed, error) {
 	p := &Parsed{}
+	defer func() {
+		if v := recover(); v != nil {
+			p.Close() // the spooled parts; the caller handles the panic
+			panic(v)
+		}
+	}()
 	br := bufio.NewReader(r)
 	var body io.Reader = br
 	var bodyStart []byte

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/textproto"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/helpdeskgw/helpdesk/tickets"
 )
@@ -193,13 +194,19 @@ func headerToken(h textproto.Header, key string) string {
 
 // departmentCache keeps the address → department map in memory: it is read
 // for every recipient and changes seldom. An unknown address reloads it, at
-// most once a second, so a new department is served at once.
+// most once a second, so a new department is served at once. One reload
+// runs at a time, outside the lock; while the database is away, known
+// addresses are served from memory and unknown ones get an error (a 451:
+// the sender retries) rather than a refusal.
 type departmentCache struct {
 	store ticketStore
+	load  singleflight.Group
 
 	mu       sync.Mutex
 	byAddr   map[string]tickets.Department
-	loadedAt time.Time
+	loadedAt time.Time // last successful load
+	triedAt  time.Time // last attempt
+	lastErr  error     // of the last attempt
 }
 
 const (
@@ -213,26 +220,42 @@ func (c *departmentCache) lookup(ctx context.Context, addr string) (tickets.Depa
 		return tickets.Department{}, false, nil
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	d, ok := c.byAddr[addr]
-	age := time.Since(c.loadedAt)
-	if (ok && age < departmentCacheTTL) || (!ok && c.byAddr != nil && age < departmentReload) {
-		return d, ok, nil
+	now := time.Now()
+	fresh := now.Sub(c.loadedAt) < departmentCacheTTL
+	retry := now.Sub(c.triedAt) >= departmentReload
+	lastErr := c.lastErr
+	c.mu.Unlock()
+	if ok && (fresh || !retry) {
+		return d, true, nil
 	}
-	list, err := c.store.Departments(ctx)
-	if err != nil {
-		if c.byAddr != nil { // serve what we know while the database is away
-			return d, ok, nil
-		}
+	if !retry {
+		return d, false, lastErr
+	}
+	_, err, _ := c.load.Do("departments", func() (any, error) { return nil, c.reload(ctx) })
+	c.mu.Lock()
+	d, ok = c.byAddr[addr]
+	c.mu.Unlock()
+	if !ok && err != nil {
 		return d, false, err
+	}
+	return d, ok, nil
+}
+
+func (c *departmentCache) reload(ctx context.Context) error {
+	list, err := c.store.Departments(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.triedAt, c.lastErr = time.Now(), err
+	if err != nil {
+		return err
 	}
 	c.byAddr = make(map[string]tickets.Department, len(list))
 	for _, d := range list {
 		c.byAddr[d.Address] = d
 	}
-	c.loadedAt = time.Now()
-	d, ok = c.byAddr[addr]
-	return d, ok, nil
+	c.loadedAt = c.triedAt
+	return nil
 }
 
 func (c *departmentCache) cached(addr string) (tickets.Department, bool) {

@@ -319,6 +319,21 @@ func TestSMTPDatabaseDownGives451ThenOneTicket(t *testing.T) {
 	if code != 451 || !strings.Contains(msg, "4.3.0") {
 		t.Fatalf("with the database down: got %d %q, want 451 4.3.0", code, msg)
 	}
+	// A listener that has not yet learned the departments cannot tell a
+	// department's address from a stranger's: it asks to retry, it does
+	// not refuse.
+	cold := NewSMTPServer(SMTPOptions{Receiver: NewReceiver(ReceiverOptions{Store: l.store, TempDir: t.TempDir()})})
+	coldLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go cold.Serve(coldLn) //nolint:errcheck // ends with Close
+	defer cold.Close()
+	cc := smtptest.Dial(t, coldLn.Addr().String())
+	cc.Cmd("MAIL FROM:<ana@example.org>", 250)
+	if code, msg := cc.Reply("RCPT TO:<support@example.com>"); code != 451 {
+		t.Errorf("RCPT with a cold cache and the database down: %d %q, want 451", code, msg)
+	}
 
 	if err := own.Cluster.Restart(ctx); err != nil {
 		t.Fatal(err)

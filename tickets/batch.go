@@ -2,9 +2,13 @@ package tickets
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Mails that arrive while others are being committed are committed together:
@@ -101,6 +105,20 @@ func (s *Store) commitQueued() {
 // mails in it, each is tried on its own, so that one mail the database
 // refuses cannot keep the others out.
 func (s *Store) commit(calls []*ingestCall) {
+	// A defect must cost these mails a retry, not the process.
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("storing mail failed with a panic", "panic", p, "stack", string(debug.Stack()))
+			for _, c := range calls {
+				select {
+				case <-c.done:
+				default:
+					c.err = fmt.Errorf("ingest mail %q: internal error: %v", dedupeKey(c.in), p)
+					close(c.done)
+				}
+			}
+		}
+	}()
 	live := calls[:0:0]
 	for _, c := range calls {
 		if err := c.ctx.Err(); err != nil {
@@ -120,7 +138,7 @@ func (s *Store) commit(calls []*ingestCall) {
 		mails[i] = c.in
 	}
 	results, err := s.ingestTx(ctx, mails)
-	if err != nil && len(live) > 1 {
+	if err != nil && len(live) > 1 && refusedForContent(err) {
 		s.log.Warn("batch of mails failed; storing them one by one", "mails", len(live), "err", err)
 		for _, c := range live {
 			s.commit([]*ingestCall{c})
@@ -143,4 +161,20 @@ func (s *Store) commit(calls []*ingestCall) {
 	for _, c := range live {
 		close(c.done)
 	}
+}
+
+// refusedForContent reports whether the database refused a statement for
+// what it held (bad data, a constraint, a limit, a deadlock), which one
+// mail of a batch may cause; not for being unreachable or shutting down,
+// which trying each mail alone would only repeat.
+func refusedForContent(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "22", "23", "40", "54":
+		return true
+	}
+	return false
 }

@@ -46,11 +46,28 @@ func ingest(ctx context.Context, tx pgx.Tx, mails []*InboundMail) ([]IngestResul
 		b.keys[i] = dedupeKey(b.mails[i])
 		b.customers[i] = customerAddress(b.mails[i])
 	}
-	if err := b.putBlobs(ctx, tx); err != nil {
+	// Every mail's raw source is kept, duplicates' and quarantined ones'
+	// too; files only for the mails that become tickets.
+	raws := make([]Content, len(b.mails))
+	for i, in := range b.mails {
+		raws[i] = in.Raw
+	}
+	if err := putBlobs(ctx, tx, raws); err != nil {
 		return nil, err
 	}
 	firsts, err := b.claim(ctx, tx)
 	if err != nil {
+		return nil, err
+	}
+	var files []Content
+	for _, i := range firsts {
+		if b.res[i].Disposition == DispositionTicket {
+			for _, a := range b.mails[i].Attachments {
+				files = append(files, a.Content)
+			}
+		}
+	}
+	if err := putBlobs(ctx, tx, files); err != nil {
 		return nil, err
 	}
 	if err := b.createTickets(ctx, tx, firsts); err != nil {
@@ -62,28 +79,22 @@ func ingest(ctx context.Context, tx pgx.Tx, mails []*InboundMail) ([]IngestResul
 	return b.res, nil
 }
 
-// putBlobs stores every raw source and file of the batch, each content
-// once. Locks are taken in one global order (small contents by hash, then
-// large ones by hash) so that concurrent transactions cannot deadlock; the
-// inbound claims come after all of them.
-func (b *batch) putBlobs(ctx context.Context, tx pgx.Tx) error {
+// putBlobs stores contents, each once. Every transaction takes its locks in
+// one order (raw sources, then inbound claims, then files; within each,
+// small contents by hash, then large ones by hash) so that concurrent ones
+// cannot deadlock.
+func putBlobs(ctx context.Context, tx pgx.Tx, contents []Content) error {
 	seen := map[[32]byte]bool{}
 	var small, large []Content
-	add := func(c Content) {
+	for _, c := range contents {
 		if seen[c.SHA256] {
-			return
+			continue
 		}
 		seen[c.SHA256] = true
 		if c.Size <= inlineBlobSize {
 			small = append(small, c)
 		} else {
 			large = append(large, c)
-		}
-	}
-	for _, in := range b.mails {
-		add(in.Raw)
-		for _, a := range in.Attachments {
-			add(a.Content)
 		}
 	}
 	byHash := func(a, b Content) int { return bytes.Compare(a.SHA256[:], b.SHA256[:]) }

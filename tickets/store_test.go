@@ -172,6 +172,12 @@ func TestConcurrentMixedMails(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM inbound i LEFT JOIN tickets t ON t.id = i.ticket_id WHERE i.ticket_id IS NOT NULL AND t.id IS NULL`); n != 0 {
 		t.Errorf("%d inbound rows point at missing tickets", n)
 	}
+	// Stored files all belong to a ticket (quarantined and duplicate mails
+	// keep their raw source only).
+	if n := count(t, pool, `SELECT count(*) FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM attachments a WHERE a.sha256 = b.sha256)
+		AND NOT EXISTS (SELECT 1 FROM inbound i WHERE i.raw_sha256 = b.sha256)`); n != 0 {
+		t.Errorf("%d stored contents belong to nothing", n)
+	}
 }
 
 func TestSameMessageIDFromAnotherSenderIsAnotherMail(t *testing.T) {
