@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -27,6 +28,9 @@ type SMTPOptions struct {
 	ReadTimeout time.Duration
 	// WriteTimeout bounds every reply. Default: 1 minute.
 	WriteTimeout time.Duration
+	// MaxConns bounds the sessions at once; beyond it a client is told
+	// 421 and retries later. Default: 500.
+	MaxConns int
 }
 
 // DefaultMaxMessageBytes is the default size limit of a mail: 25 MiB.
@@ -34,14 +38,18 @@ const DefaultMaxMessageBytes = 25 << 20
 
 // SMTPServer accepts mail for the departments' addresses and nothing else.
 type SMTPServer struct {
-	srv *smtp.Server
-	rcv *Receiver
-	log *slog.Logger
+	srv      *smtp.Server
+	rcv      *Receiver
+	log      *slog.Logger
+	maxConns int
 }
 
 // NewSMTPServer returns a server; Serve starts it.
 func NewSMTPServer(opts SMTPOptions) *SMTPServer {
-	s := &SMTPServer{rcv: opts.Receiver, log: opts.Logger}
+	s := &SMTPServer{rcv: opts.Receiver, log: opts.Logger, maxConns: opts.MaxConns}
+	if s.maxConns <= 0 {
+		s.maxConns = 500
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -77,7 +85,7 @@ func NewSMTPServer(opts SMTPOptions) *SMTPServer {
 
 // Serve accepts connections on l until Shutdown or Close.
 func (s *SMTPServer) Serve(l net.Listener) error {
-	err := s.srv.Serve(l)
+	err := s.srv.Serve(&limitListener{Listener: l, slots: make(chan struct{}, s.maxConns), log: s.log})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -196,3 +204,40 @@ func (l slogErrorLog) Printf(format string, v ...any) {
 }
 
 func (l slogErrorLog) Println(v ...any) { l.log.Warn("smtp server", "msg", fmt.Sprint(v...)) }
+
+// limitListener answers connections past its slots with 421 and closes
+// them, rather than letting them wait unanswered in the backlog.
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+	log   *slog.Logger
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &slotConn{Conn: c, release: func() { <-l.slots }}, nil
+		default:
+			l.log.Warn("SMTP connection refused: too many at once", "conn", c.RemoteAddr().String(), "max", cap(l.slots))
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))                             //nolint:errcheck // best effort
+			io.WriteString(c, "421 4.3.2 Too many connections; please try again later\r\n") //nolint:errcheck // closing anyway
+			c.Close()
+		}
+	}
+}
+
+type slotConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *slotConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}

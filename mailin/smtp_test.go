@@ -87,6 +87,61 @@ func TestSMTPRefusesUnknownRecipients(t *testing.T) {
 	}
 }
 
+func TestSMTPLimits(t *testing.T) {
+	db.Reset(t)
+	store := tickets.New(tickets.Options{Pool: db.Pool(t)})
+	if _, err := store.AddDepartment(context.Background(), tickets.Department{Slug: "s", Name: "S", Address: "support@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	srv := NewSMTPServer(SMTPOptions{Receiver: NewReceiver(ReceiverOptions{Store: store}), MaxConns: 2, MaxRecipients: 3})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close
+	defer srv.Close()
+
+	a := smtptest.Dial(t, ln.Addr().String())
+	a.Cmd("MAIL FROM:<ana@example.org>", 250)
+	for range 3 {
+		a.Cmd("RCPT TO:<support@example.com>", 250)
+	}
+	if code, msg := a.Reply("RCPT TO:<support@example.com>"); code != 452 {
+		t.Errorf("fourth recipient of at most 3: %d %q, want 452", code, msg)
+	}
+	smtptest.Dial(t, ln.Addr().String()) // the second of 2 slots
+	third, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	third.SetReadDeadline(time.Now().Add(5 * time.Second))
+	greeting := make([]byte, 100)
+	n, _ := third.Read(greeting)
+	if !strings.HasPrefix(string(greeting[:n]), "421 4.3.2") {
+		t.Errorf("connection past the limit got %q, want 421 4.3.2", greeting[:n])
+	}
+	// A slot that frees up is given to the next client.
+	a.Quit()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _ := c.Read(greeting)
+		c.Close()
+		if strings.HasPrefix(string(greeting[:n]), "220") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no slot after a session ended: %q", greeting[:n])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestSMTPAcceptsTaggedAndMixedCaseAddresses(t *testing.T) {
 	db.Reset(t)
 	l := startListener(t, db.Pool(t), 0)

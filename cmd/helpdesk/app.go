@@ -121,13 +121,14 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 		rcv := mailin.NewReceiver(mailin.ReceiverOptions{Store: a.store, Logger: log.With("component", "mailin"),
 			OwnAddresses: []string{cfg.From}})
 		a.smtp = mailin.NewSMTPServer(mailin.SMTPOptions{Receiver: rcv, Logger: log.With("component", "smtp"),
-			Domain: cfg.SMTPHostname, MaxMessageBytes: cfg.MaxMessageBytes})
+			Domain: cfg.SMTPHostname, MaxMessageBytes: cfg.MaxMessageBytes, MaxConns: cfg.SMTPMaxConns})
 		if a.smtpLn, err = net.Listen("tcp", cfg.SMTPAddr); err != nil {
 			return nil, fmt.Errorf("HELPDESK_SMTP_ADDR: %w", err)
 		}
 	}
+	proxies, _ := cfg.trustedProxies() // validated
 	handler := web.New(web.Options{Store: a.store, Templates: tmpl, Logger: log.With("component", "web"),
-		Ready: a.ready})
+		Ready: a.ready, TrustedProxies: proxies})
 	a.web = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -319,6 +320,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_BASE_URL=localhost"}, "HELPDESK_BASE_URL"},
 		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_LOG_FORMAT=xml"}, "HELPDESK_LOG_FORMAT"},
 		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_TOKEN_TTL=soon"}, "HELPDESK_TOKEN_TTL"},
+		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_TRUSTED_PROXIES=10.0.0.0/8,proxy.local"}, "HELPDESK_TRUSTED_PROXIES"},
+		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_SHUTDOWN_TIMEOUT=0s"}, "HELPDESK_SHUTDOWN_TIMEOUT"},
 	} {
 		_, err := loadConfig(tc.env, true)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -328,6 +331,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	cfg, err := loadConfig([]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_SMTP_ADDR=", "HELPDESK_MAIL_OUT=file://" + t.TempDir()}, true)
 	if err != nil || cfg.SMTPAddr != "" {
 		t.Errorf("empty HELPDESK_SMTP_ADDR: %q, %v; want the listener disabled", cfg.SMTPAddr, err)
+	}
+	cfg, err = loadConfig([]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_TRUSTED_PROXIES=10.0.0.0/8, 192.0.2.1,2001:db8::/32"}, true)
+	if proxies, perr := cfg.trustedProxies(); err != nil || perr != nil || len(proxies) != 3 || !proxies[1].Contains(netip.MustParseAddr("192.0.2.1")) {
+		t.Errorf("trusted proxies: %v %v %v", proxies, err, perr)
 	}
 	cfg, err = loadConfig([]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_MAIL_OUT=file://" + t.TempDir()}, true)
 	if err != nil || cfg.SMTPAddr != defaultSMTPAddr || cfg.HTTPAddr != "127.0.0.1:8080" {

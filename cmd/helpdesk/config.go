@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -32,6 +33,8 @@ type Config struct {
 	MaxMessageBytes int64         `env:"HELPDESK_MAX_MESSAGE_BYTES" envDefault:"26214400"`
 	TokenTTL        time.Duration `env:"HELPDESK_TOKEN_TTL" envDefault:"2160h"`
 	DBMaxConns      int32         `env:"HELPDESK_DB_MAX_CONNS" envDefault:"30"`
+	SMTPMaxConns    int           `env:"HELPDESK_SMTP_MAX_CONNS" envDefault:"500"`
+	TrustedProxies  []string      `env:"HELPDESK_TRUSTED_PROXIES" envSeparator:","`
 	ShutdownTimeout time.Duration `env:"HELPDESK_SHUTDOWN_TIMEOUT" envDefault:"30s"`
 }
 
@@ -127,6 +130,12 @@ func (c Config) validate() error {
 	if c.DBMaxConns < 8 {
 		bad("HELPDESK_DB_MAX_CONNS", "%d: want at least 8 (mail in, mail out and the web share it)", c.DBMaxConns)
 	}
+	if c.SMTPMaxConns < 1 {
+		bad("HELPDESK_SMTP_MAX_CONNS", "%d: want at least 1", c.SMTPMaxConns)
+	}
+	if _, err := c.trustedProxies(); err != nil {
+		bad("HELPDESK_TRUSTED_PROXIES", "%v", err)
+	}
 	if c.ShutdownTimeout <= 0 {
 		bad("HELPDESK_SHUTDOWN_TIMEOUT", "%s: want a positive duration", c.ShutdownTimeout)
 	}
@@ -141,4 +150,26 @@ func (c Config) logger() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// trustedProxies parses HELPDESK_TRUSTED_PROXIES: addresses or CIDR
+// prefixes, comma-separated.
+func (c Config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range c.TrustedProxies {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a prefix such as 10.0.0.0/8", v)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }

@@ -10,8 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,9 +41,13 @@ type Options struct {
 	// Ready reports whether the service can serve (database reachable,
 	// schema current); /readyz answers 503 with its error otherwise.
 	Ready func(ctx context.Context) error
-	// TokenRate is how many token lookups a client may make per minute.
-	// Default: 30.
+	// TokenRate is how many failed token lookups a client may make per
+	// minute. Default: 30.
 	TokenRate int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client; without them every visitor behind a proxy would share
+	// one rate limit.
+	TrustedProxies []netip.Prefix
 }
 
 // Server serves the pages.
@@ -53,12 +57,13 @@ type Server struct {
 	log     *slog.Logger
 	ready   func(ctx context.Context) error
 	limiter *clientLimiter
+	proxies []netip.Prefix
 	mux     *http.ServeMux
 }
 
 // New returns the web server's handler.
 func New(opts Options) *Server {
-	s := &Server{store: opts.Store, tmpl: opts.Templates, log: opts.Logger, ready: opts.Ready}
+	s := &Server{store: opts.Store, tmpl: opts.Templates, log: opts.Logger, ready: opts.Ready, proxies: opts.TrustedProxies}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -106,12 +111,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // itself when it cannot.
 func (s *Server) ticketByToken(w http.ResponseWriter, r *http.Request) (tickets.Ticket, bool) {
 	locale := requestLocale(r)
-	if !s.limiter.allow(clientIP(r)) {
+	// Only failures count: a customer opening their links is never held
+	// back, while someone trying tokens soon is.
+	client := s.clientKey(r)
+	if !s.limiter.ok(client) {
 		w.Header().Set("Retry-After", "60")
 		s.renderError(w, r, http.StatusTooManyRequests, "error.rate_limited", locale)
 		return tickets.Ticket{}, false
 	}
 	t, err := s.store.TicketByToken(r.Context(), r.PathValue("token"), tickets.ScopeTicket)
+	if errors.Is(err, tickets.ErrNotFound) || errors.Is(err, tickets.ErrExpired) {
+		s.limiter.failed(client)
+	}
 	switch {
 	case err == nil:
 		return t, true
@@ -218,16 +229,48 @@ func requestLocale(r *http.Request) string {
 	return []string{"es", "en"}[i]
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientKey names the client a request comes from, for rate limits: its
+// address (the one X-Forwarded-For gives when the peer is a trusted proxy),
+// and for IPv6 its /64, which one host usually has whole.
+func (s *Server) clientKey(r *http.Request) string {
+	addr, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	ip := addr.Addr().Unmap()
+	if s.trusted(ip) {
+		// The last address not of a trusted proxy is the client's; the
+		// ones before it are the client's own say.
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break
+			}
+			ip = hop.Unmap()
+			if !s.trusted(ip) {
+				break
+			}
+		}
+	}
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
 }
 
-// clientLimiter keeps a token bucket per client address; buckets unused for
-// ten minutes are dropped.
+func (s *Server) trusted(ip netip.Addr) bool {
+	for _, p := range s.proxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientLimiter keeps a token bucket per client; buckets unused for ten
+// minutes are dropped.
 type clientLimiter struct {
 	limit rate.Limit
 	burst int
@@ -246,10 +289,7 @@ func newClientLimiter(limit rate.Limit, burst int) *clientLimiter {
 	return &clientLimiter{limit: limit, burst: burst, clients: map[string]*clientBucket{}, swept: time.Now()}
 }
 
-func (l *clientLimiter) allow(client string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
+func (l *clientLimiter) bucket(client string, now time.Time) *clientBucket {
 	if now.Sub(l.swept) > time.Minute {
 		for k, b := range l.clients {
 			if now.Sub(b.seen) > 10*time.Minute {
@@ -264,5 +304,21 @@ func (l *clientLimiter) allow(client string) bool {
 		l.clients[client] = b
 	}
 	b.seen = now
-	return b.lim.AllowN(now, 1)
+	return b
+}
+
+// ok reports whether the client may try a lookup now.
+func (l *clientLimiter) ok(client string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	return l.bucket(client, now).lim.TokensAt(now) >= 1
+}
+
+// failed counts a failed lookup against the client.
+func (l *clientLimiter) failed(client string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	l.bucket(client, now).lim.AllowN(now, 1)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -195,5 +196,53 @@ func TestHealth(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 503 || !strings.Contains(string(b), "connection refused") {
 		t.Errorf("readyz with the database down: %d %q", resp.StatusCode, b)
+	}
+}
+
+func TestRateLimitCountsFailuresPerClient(t *testing.T) {
+	s := newSite(t, 2)
+	tmpl, _ := templates.Load()
+	h := New(Options{Store: s.store, Templates: tmpl, TokenRate: 2, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	do := func(remote, xff, token string) int {
+		req := httptest.NewRequest("GET", "/t/"+token, nil)
+		req.RemoteAddr = remote
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	bad := strings.Repeat("z", 43)
+	// A customer opening a good link is never limited.
+	for range 10 {
+		if code := do("192.0.2.1:1000", "", s.token); code != 200 {
+			t.Fatalf("good token: %d", code)
+		}
+	}
+	// Two failures use up the budget of 2 a minute.
+	for i, want := range []int{404, 404, 429} {
+		if code := do("192.0.2.1:1000", "", bad); code != want {
+			t.Errorf("bad token, try %d: %d, want %d", i+1, code, want)
+		}
+	}
+	// Behind a trusted proxy, clients are told apart by X-Forwarded-For...
+	for i, want := range []int{404, 404, 429} {
+		if code := do("10.1.2.3:555", "198.51.100.7", bad); code != want {
+			t.Errorf("client A via proxy, try %d: %d, want %d", i+1, code, want)
+		}
+	}
+	if code := do("10.1.2.3:555", "198.51.100.8, 10.9.9.9", bad); code != 404 {
+		t.Errorf("client B via two proxies: %d, want 404 (its own budget)", code)
+	}
+	// ...but a client cannot escape its budget by sending the header itself.
+	if code := do("192.0.2.1:1001", "203.0.113.50", bad); code != 429 {
+		t.Errorf("untrusted peer with its own X-Forwarded-For: %d, want 429", code)
+	}
+	// IPv6 hosts are counted by /64.
+	for i, want := range []int{404, 404, 429} {
+		if code := do(fmt.Sprintf("[2001:db8:1:2::%d]:80", i+1), "", bad); code != want {
+			t.Errorf("IPv6 address %d of one /64: %d, want %d", i+1, code, want)
+		}
 	}
 }
