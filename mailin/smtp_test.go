@@ -1,7 +1,9 @@
 package mailin
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"strings"
@@ -344,6 +346,47 @@ func TestSMTPCharsetsAndFilenamesComeOutRight(t *testing.T) {
 	}
 	if b.String() != "%PDF-1.4\n%äüöß\n" {
 		t.Errorf("attachment bytes %q", b.String())
+	}
+}
+
+// A mail past the size that is committed with others is committed on its
+// own, whole.
+func TestSMTPLargeMail(t *testing.T) {
+	db.Reset(t)
+	l := startListener(t, db.Pool(t), 0)
+	payload := make([]byte, 400<<10)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	var b64 strings.Builder
+	enc := base64.StdEncoding.EncodeToString(payload)
+	for len(enc) > 76 {
+		b64.WriteString(enc[:76] + "\n")
+		enc = enc[76:]
+	}
+	b64.WriteString(enc + "\n")
+	raw := smtptest.CRLF("From: ana@example.org\nTo: support@example.com\nSubject: grande\nMessage-ID: <big-1@example.org>\n" +
+		"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nadjunto\n" +
+		"--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\nContent-Disposition: attachment; filename=datos.bin\n\n" +
+		b64.String() + "--b--\n")
+	c := smtptest.Dial(t, l.addr)
+	if code, msg := c.Send("ana@example.org", []string{"support@example.com"}, raw); code != 250 {
+		t.Fatalf("got %d %q", code, msg)
+	}
+	var ticketID int64
+	if err := l.pool.QueryRow(context.Background(), `SELECT id FROM tickets`).Scan(&ticketID); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := l.store.Thread(context.Background(), ticketID, false)
+	if err != nil || len(msgs) != 1 || len(msgs[0].Attachments) != 1 {
+		t.Fatalf("thread: %v %+v", err, msgs)
+	}
+	var got bytes.Buffer
+	if err := l.store.WriteBlob(context.Background(), msgs[0].Attachments[0].SHA256, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), payload) {
+		t.Errorf("attachment: %d bytes back, differing from the %d sent", got.Len(), len(payload))
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 
 	"github.com/helpdeskgw/helpdesk/tickets"
 )
@@ -15,9 +14,6 @@ import (
 // memoryLimit is the size up to which a spooled body stays in memory; larger
 // ones go to a temporary file, so memory stays bounded whatever the mail.
 const memoryLimit = 64 << 10
-
-// buffers keeps in-memory spool buffers for reuse: every mail needs one.
-var buffers = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 16<<10)) }}
 
 // errSpool marks a failure to write the spool (a full disk, say), as opposed
 // to one reading the input.
@@ -29,14 +25,11 @@ var errSpool = errors.New("spool")
 // before it; a failure to write the spool is errSpool.
 func spool(r io.Reader, dir string) (tickets.Content, func(), error) {
 	h := sha256.New()
-	buf := buffers.Get().(*bytes.Buffer)
-	buf.Reset()
+	buf := bytes.NewBuffer(make([]byte, 0, 16<<10))
 	n, err := io.Copy(io.MultiWriter(buf, h), io.LimitReader(r, memoryLimit+1))
 	if err != nil || n <= memoryLimit {
-		return tickets.Content{SHA256: [32]byte(h.Sum(nil)), Size: n, Data: bytes.NewReader(buf.Bytes())},
-			func() { buffers.Put(buf) }, err
+		return tickets.Content{SHA256: [32]byte(h.Sum(nil)), Size: n, Data: bytes.NewReader(buf.Bytes())}, func() {}, err
 	}
-	defer buffers.Put(buf)
 	f, err := os.CreateTemp(dir, "helpdesk-spool-*")
 	if err != nil {
 		return tickets.Content{}, func() {}, fmt.Errorf("%w: %w", errSpool, err)

@@ -464,7 +464,7 @@ func TestEncodeSubject(t *testing.T) {
 	for in, want := range map[string]string{
 		"[ABD-BDE-GHJL] We received your request: Hello":   "[ABD-BDE-GHJL] We received your request: Hello",
 		"[ABD-BDE-GHJL] Recibido: No puedo iniciar sesión": "[ABD-BDE-GHJL] Recibido: No puedo iniciar =?utf-8?q?sesi=C3=B3n?=",
-		"Ñandú":                    "=?utf-8?q?=C3=91and=C3=BA?=",
+		"Ñandú": "=?utf-8?q?=C3=91and=C3=BA?=",
 		"[ABD-BDE-GHJL] Re: =?utf-8?q?=5BZZZ-ZZZ-ZZZZ=5D_spoof?=": "[ABD-BDE-GHJL] Re: =?utf-8?q?=3D=E2=80=8B=3Futf-8=3Fq=3F=3D5BZZZ-ZZZ-ZZZZ=3D5D=5Fspoof=3F=3D?=",
 	} {
 		got := encodeSubject(in)

@@ -20,8 +20,11 @@ import (
 //go:embed mail/*.tmpl web/*.html locales/*.json
 var files embed.FS
 
-// Locales the templates exist in; the first is the default.
-var Locales = []string{"es", "en"}
+// locales the templates exist in; the first is the default.
+var locales = [...]string{"es", "en"}
+
+// DefaultLocale is the language used when nothing says otherwise.
+const DefaultLocale = "es"
 
 // Mail templates: each defines "<name>.subject", "<name>.text" and
 // "<name>.html".
@@ -57,7 +60,7 @@ func Load() (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse page templates: %w", err)
 	}
-	for _, l := range Locales {
+	for _, l := range locales {
 		if _, err := s.bundle.LoadMessageFileFS(files, "locales/"+l+".json"); err != nil {
 			return nil, fmt.Errorf("load %s messages: %w", l, err)
 		}
@@ -76,7 +79,7 @@ func Load() (*Set, error) {
 		s.mailText[l], s.mailHTML[l], s.pages[l] = txt, html, p.Funcs(s.funcs(l))
 	}
 	// Every message must exist in every language.
-	for _, l := range Locales {
+	for _, l := range locales {
 		for _, id := range messageIDs() {
 			if _, err := i18n.NewLocalizer(s.bundle, l).Localize(&i18n.LocalizeConfig{MessageID: id}); err != nil {
 				return nil, fmt.Errorf("message %q in %s: %w", id, l, err)
@@ -144,12 +147,12 @@ func (s *Set) T(locale, id string) string {
 
 // Locale returns l when templates exist in it, else the default.
 func Locale(l string) string {
-	for _, x := range Locales {
+	for _, x := range locales {
 		if x == l {
 			return l
 		}
 	}
-	return Locales[0]
+	return DefaultLocale
 }
 
 // Mail is a rendered mail.

@@ -201,6 +201,50 @@ func TestSameMessageIDFromAnotherSenderIsAnotherMail(t *testing.T) {
 	}
 }
 
+// Copies of one mail reaching two instances at once (two stores, each with
+// its own committer), one copy large enough to be committed on its own:
+// one ticket, the rest duplicates, no deadlock.
+func TestCopiesAcrossInstancesMakeOneTicket(t *testing.T) {
+	a, pool, d := newStore(t, tickets.Options{})
+	b := tickets.New(tickets.Options{Pool: pool})
+	ctx := context.Background()
+	big := make([]byte, 300<<10)
+	rand.Read(big)
+	for round := range 10 {
+		id := fmt.Sprintf("instances-%d@example.org", round)
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := range 8 {
+			wg.Go(func() {
+				in := inbound(d, id, "hola")
+				in.Raw = tickets.BytesContent(fmt.Appendf(nil, "Received: by mx%d\r\n\r\nhola", i))
+				if i == 0 {
+					in.Attachments = []tickets.InboundAttachment{{Filename: "big.bin", ContentType: "application/octet-stream", Content: tickets.BytesContent(big)}}
+				}
+				s := a
+				if i%2 == 1 {
+					s = b
+				}
+				_, err := s.IngestMail(ctx, in)
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	if n := count(t, pool, `SELECT count(*) FROM tickets`); n != 10 {
+		t.Errorf("%d tickets for 10 mails delivered 8 times each, want 10", n)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM inbound WHERE disposition = 'duplicate'`); n != 70 {
+		t.Errorf("%d duplicates logged, want 70", n)
+	}
+}
+
 func TestAttachmentsAreStoredOncePerContentInChunks(t *testing.T) {
 	s, pool, d := newStore(t, tickets.Options{})
 	ctx := context.Background()

@@ -28,6 +28,8 @@ func main() {
 	}
 }
 
+// run holds the one piece of SQL outside package tickets: creating the
+// database itself, which is the cluster's business, not the domain's.
 func run(ctx context.Context, dir string, stop bool) error {
 	c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Durable: true, Install: true})
 	if err != nil {

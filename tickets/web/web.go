@@ -224,7 +224,7 @@ func requestLocale(r *http.Request) string {
 	tags, _, _ := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
 	_, i, conf := localeMatcher.Match(tags...)
 	if conf == language.No {
-		return templates.Locales[0]
+		return templates.DefaultLocale
 	}
 	return []string{"es", "en"}[i]
 }
