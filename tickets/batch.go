@@ -28,6 +28,10 @@ const (
 	batchTimeout = 2 * time.Minute
 )
 
+// ingestCall is one caller waiting for its mail to be committed. It keeps
+// the caller's context (against the usual rule) because the committer, not
+// the caller, decides when the mail is taken: one whose caller has given up
+// by then is left out.
 type ingestCall struct {
 	ctx  context.Context
 	in   *InboundMail
