@@ -131,8 +131,8 @@ func (w *Worker) Stats() Stats {
 // another instance, or due for a retry, is picked up within it.
 const idlePoll = 2 * time.Second
 
-// Run sends mail until ctx ends. A batch in flight when ctx ends is
-// finished first.
+// Run sends mail until ctx ends. When it does, a batch in flight sends no
+// further mail, records what it sent and hands the rest back.
 func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range w.senders {
@@ -146,6 +146,9 @@ func (w *Worker) loop(ctx context.Context) {
 	errDelay := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		n, err := w.drain(ctx)
+		if err != nil && ctx.Err() != nil {
+			return // stopping: the claim was cut short, nothing was taken
+		}
 		if err != nil {
 			w.log.Error("outbox", "err", err)
 			sleep(ctx, errDelay)
