@@ -140,7 +140,11 @@ func (c *Cluster) initdb(ctx context.Context) error {
 			return err
 		}
 		if err2 := c.run(ctx, "initdb", append(args, "--no-locale")...); err2 != nil {
-			return fmt.Errorf("initdb %s: %w (with C.UTF-8: %v)", c.dir, err2, err)
+			hint := ""
+			if c.cred != nil && strings.Contains(err2.Error(), "Permission denied") {
+				hint = fmt.Sprintf("; the server runs as uid %d, which must be able to reach %s: move the checkout out of a private directory such as /root, or set HELPDESK_DATABASE_URL", c.cred.Uid, c.dir)
+			}
+			return fmt.Errorf("initdb %s: %w (with C.UTF-8: %v)%s", c.dir, err2, err, hint)
 		}
 	}
 	return nil
