@@ -136,15 +136,6 @@ func (s *Set) funcs(locale string) htmltemplate.FuncMap {
 	}
 }
 
-// T translates one message.
-func (s *Set) T(locale, id string) string {
-	out, err := i18n.NewLocalizer(s.bundle, locale).Localize(&i18n.LocalizeConfig{MessageID: id})
-	if err != nil {
-		return id
-	}
-	return out
-}
-
 // Locale returns l when templates exist in it, else the default.
 func Locale(l string) string {
 	for _, x := range locales {

@@ -1,6 +1,7 @@
 package tickets
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -35,20 +36,7 @@ type Content struct {
 
 // BytesContent wraps a small in-memory file as Content.
 func BytesContent(b []byte) Content {
-	return Content{SHA256: sha256.Sum256(b), Size: int64(len(b)), Data: &bytesReaderAt{b}}
-}
-
-type bytesReaderAt struct{ b []byte }
-
-func (r *bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(len(r.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return Content{SHA256: sha256.Sum256(b), Size: int64(len(b)), Data: bytes.NewReader(b)}
 }
 
 // putBlob stores c unless a blob with its hash exists. Concurrent writers of

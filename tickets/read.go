@@ -28,22 +28,6 @@ func (s *Store) Ticket(ctx context.Context, id int64) (Ticket, error) {
 	return t, nil
 }
 
-// TicketByTrackingID returns a ticket by its tracking ID, in any form
-// ParseTrackingID accepts.
-func (s *Store) TicketByTrackingID(ctx context.Context, tracking string) (Ticket, error) {
-	var t Ticket
-	canonical, err := ParseTrackingID(tracking)
-	if err != nil {
-		return t, err
-	}
-	err = s.pool.QueryRow(ctx, `SELECT `+ticketColumns+`
-		FROM tickets t JOIN departments d ON d.id = t.department_id WHERE t.tracking_id = $1`, canonical).Scan(ticketDest(&t)...)
-	if err != nil {
-		return t, notFound(err, "ticket "+canonical)
-	}
-	return t, nil
-}
-
 // Thread returns a ticket's messages with their attachments, oldest first.
 // Internal notes are left out unless withInternal is set.
 func (s *Store) Thread(ctx context.Context, ticketID int64, withInternal bool) ([]Message, error) {

@@ -39,17 +39,11 @@ func hashToken(plain string) []byte {
 // IssueToken creates a token of the given scope for a ticket, valid for the
 // store's token lifetime, and returns it. Only its hash is stored.
 func (s *Store) IssueToken(ctx context.Context, ticketID int64, scope Scope) (string, error) {
-	tokens, err := s.IssueTokens(ctx, scope, []int64{ticketID})
+	tokens, err := issueTokens(ctx, s.pool, scope, []int64{ticketID}, s.tokenTTL)
 	if err != nil {
 		return "", err
 	}
 	return tokens[0], nil
-}
-
-// IssueTokens creates one token of the given scope for each ticket, in one
-// statement, and returns them in the same order.
-func (s *Store) IssueTokens(ctx context.Context, scope Scope, ticketIDs []int64) ([]string, error) {
-	return issueTokens(ctx, s.pool, scope, ticketIDs, s.tokenTTL)
 }
 
 // execer is a pool or a transaction.

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // Options says where and how to run the server.
@@ -277,20 +276,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// WaitReady waits until the server accepts TCP connections or ctx ends.
-func (c *Cluster) WaitReady(ctx context.Context) error {
-	for {
-		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(c.port), time.Second)
-		if err == nil {
-			conn.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for PostgreSQL on port %d: %w", c.port, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
