@@ -93,6 +93,11 @@ func (r *Receiver) Deliver(ctx context.Context, env Envelope, raw tickets.Conten
 		return nil, fmt.Errorf("parse mail: %w", err)
 	}
 	defer parsed.Close()
+	if env.From == "" && !env.NullSender {
+		// Mail taken from a mailbox has no envelope of ours; the delivering
+		// server wrote the sender it saw in Return-Path.
+		env.From, env.NullSender = returnPath(parsed.Header)
+	}
 	automatic := r.automaticReason(parsed, env)
 	results := make([]tickets.IngestResult, 0, len(env.Departments))
 	for _, d := range env.Departments {
@@ -183,6 +188,17 @@ func (r *Receiver) isOwnAddress(addr string) bool {
 	}
 	_, ok := r.departments.cached(addr)
 	return ok
+}
+
+// returnPath reads the envelope sender a delivering server recorded:
+// "<>" is the null sender of bounces and other automatic mail.
+func returnPath(h textproto.Header) (from string, null bool) {
+	v := strings.TrimSpace(h.Get("Return-Path"))
+	if v == "" {
+		return "", false
+	}
+	v = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(v, "<"), ">"))
+	return v, v == ""
 }
 
 // headerToken is a header's first word, lower-cased ("auto-replied" of

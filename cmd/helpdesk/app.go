@@ -28,6 +28,7 @@ type App struct {
 	store  *tickets.Store
 	worker *mailout.Worker
 	smtp   *mailin.SMTPServer
+	imap   *mailin.Pollers
 	web    *http.Server
 
 	smtpLn, httpLn net.Listener
@@ -117,9 +118,10 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 	}
 	a.worker = worker
 
+	rcv := mailin.NewReceiver(mailin.ReceiverOptions{Store: a.store, Logger: log.With("component", "mailin"),
+		OwnAddresses: []string{cfg.From}})
+	a.imap = mailin.NewPollers(mailin.PollerOptions{Store: a.store, Receiver: rcv, Logger: log.With("component", "imap")})
 	if cfg.SMTPAddr != "" {
-		rcv := mailin.NewReceiver(mailin.ReceiverOptions{Store: a.store, Logger: log.With("component", "mailin"),
-			OwnAddresses: []string{cfg.From}})
 		a.smtp = mailin.NewSMTPServer(mailin.SMTPOptions{Receiver: rcv, Logger: log.With("component", "smtp"),
 			Domain: cfg.SMTPHostname, MaxMessageBytes: cfg.MaxMessageBytes, MaxConns: cfg.SMTPMaxConns})
 		if a.smtpLn, err = net.Listen("tcp", cfg.SMTPAddr); err != nil {
@@ -178,6 +180,10 @@ func (a *App) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	wg.Go(func() { a.worker.Run(workerCtx) }) //nolint:errcheck // Run returns nil
+	imapCtx, stopIMAP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopIMAP()
+	imapDone := make(chan struct{})
+	go func() { defer close(imapDone); a.imap.Run(imapCtx) }()
 	if a.smtp != nil {
 		wg.Go(func() {
 			if err := a.smtp.Serve(a.smtpLn); err != nil {
@@ -209,6 +215,16 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		})
 	}
+	// Mail being stored finishes; mail fetched but not yet flagged is
+	// fetched again at the next start and recognized.
+	shut.Go(func() {
+		stopIMAP()
+		select {
+		case <-imapDone:
+		case <-sctx.Done():
+			a.log.Warn("IMAP pollers still storing mail at the deadline")
+		}
+	})
 	shut.Go(func() {
 		if err := a.web.Shutdown(sctx); err != nil {
 			a.web.Close() //nolint:errcheck // closing anyway

@@ -5,6 +5,7 @@
 //	helpdesk migrate
 //	helpdesk department add --slug S --name N --address A [--locale es|en]
 //	helpdesk department list
+//	helpdesk mailbox add|list|test|enable|disable|remove
 package main
 
 import (
@@ -23,10 +24,15 @@ import (
 )
 
 const usage = `usage:
-  helpdesk serve [--demo]      run the SMTP listener, outbox sender and web server
+  helpdesk serve [--demo]      run the SMTP listener, IMAP pollers, outbox sender and web server
   helpdesk migrate             apply pending database migrations and exit
   helpdesk department add --slug S --name N --address A [--locale es|en]
   helpdesk department list
+  helpdesk mailbox add --department S --url imaps://user@host:993/INBOX
+                       (--password-env VAR | --password-file F) [--move-to FOLDER]
+                       [--poll-interval 1m] [--no-check]
+  helpdesk mailbox list
+  helpdesk mailbox test|enable|disable|remove --department S
 
 Configuration comes from HELPDESK_* environment variables; see the README.
 `
@@ -76,6 +82,8 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 			return cmdDepartmentList(ctx, args[2:], environ, stdout)
 		}
 		return usageError{fmt.Sprintf("department %s: want add or list", args[1])}
+	case "mailbox":
+		return cmdMailbox(ctx, args[1:], environ, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

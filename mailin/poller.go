@@ -1,0 +1,514 @@
+package mailin
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/robfig/cron/v3"
+
+	"github.com/helpdeskgw/helpdesk/tickets"
+)
+
+// mailboxStore is what the pollers need of the ticket store.
+type mailboxStore interface {
+	Mailboxes(ctx context.Context) ([]tickets.Mailbox, error)
+	MailboxLocks(ctx context.Context) (*tickets.MailboxLocks, error)
+	SetMailboxState(ctx context.Context, id int64, state tickets.MailboxState, holder, errText string) error
+	AdvanceMailbox(ctx context.Context, id int64, uidValidity, lastUID uint32, ingested int) error
+}
+
+// PollerOptions configures the IMAP pollers.
+type PollerOptions struct {
+	Store    mailboxStore
+	Receiver *Receiver
+	Logger   *slog.Logger
+	// LookupEnv finds passwords given as variables. Default: os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+	// TLSConfig, when set, is the base of every TLS connection (tests give
+	// their own certificate authority).
+	TLSConfig *tls.Config
+	// Holder names this instance in the mailboxes' state. Default:
+	// host name and process ID.
+	Holder string
+	// Refresh is how often the mailbox list is read again, and how soon a
+	// mailbox left by a stopped instance is taken over. Default: 5s.
+	Refresh time.Duration
+	// Workers is how many mails of one mailbox are stored at once.
+	// Default: 16.
+	Workers int
+	// Batch is how many mails are fetched before they are flagged and the
+	// progress is recorded. Default: 200.
+	Batch int
+	// IdleRestart is how long an IDLE lasts before the folder is checked
+	// anyway (a safety net for a lost notification). Default: 5 minutes.
+	IdleRestart time.Duration
+	// MaxBackoff bounds the wait between reconnections. Default: 5 minutes.
+	MaxBackoff time.Duration
+}
+
+// Pollers turns the mail of every enabled mailbox into tickets. Among
+// several instances, each mailbox is polled by one: the one holding its
+// advisory lock.
+type Pollers struct {
+	opts PollerOptions
+	log  *slog.Logger
+	cron *cron.Cron
+
+	mu    sync.Mutex
+	stats map[int64]*PollerStats
+}
+
+// PollerStats counts what one mailbox's poller did in this process.
+type PollerStats struct {
+	Ingested atomic.Int64 // mails committed (tickets, duplicates, quarantined)
+	Sessions atomic.Int64 // connections that logged in
+}
+
+// NewPollers returns the pollers; Run starts them.
+func NewPollers(opts PollerOptions) *Pollers {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	if opts.Holder == "" {
+		host, _ := os.Hostname()
+		opts.Holder = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if opts.Refresh <= 0 {
+		opts.Refresh = 5 * time.Second
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 16
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 200
+	}
+	if opts.IdleRestart <= 0 {
+		opts.IdleRestart = 5 * time.Minute
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Minute
+	}
+	logger := cron.VerbosePrintfLogger(slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug))
+	return &Pollers{opts: opts, log: opts.Logger, stats: map[int64]*PollerStats{},
+		// Recover inside SkipIfStillRunning: the other order disables a
+		// job for good after its first panic.
+		cron: cron.New(cron.WithChain(cron.SkipIfStillRunning(logger), cron.Recover(logger)))}
+}
+
+// Stats returns the counters of a mailbox's poller in this process.
+func (p *Pollers) Stats(mailboxID int64) *PollerStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.stats[mailboxID]
+	if !ok {
+		s = &PollerStats{}
+		p.stats[mailboxID] = s
+	}
+	return s
+}
+
+// Run polls until ctx ends. It returns once every poller has stopped.
+func (p *Pollers) Run(ctx context.Context) {
+	p.cron.Start()
+	defer func() { <-p.cron.Stop().Done() }()
+	backoff := newBackoff(time.Second, time.Minute)
+	for ctx.Err() == nil {
+		locks, err := p.opts.Store.MailboxLocks(ctx)
+		if err != nil {
+			p.log.Log(ctx, logLevel(ctx, err), "cannot take mailbox locks; retrying", "err", err)
+			sleep(ctx, backoff.next())
+			continue
+		}
+		backoff.reset()
+		p.manage(ctx, locks)
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		locks.Close(closeCtx) //nolint:errcheck // the locks go with the connection either way
+		cancel()
+	}
+}
+
+type runningPoller struct {
+	version int
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// manage starts a poller for each enabled mailbox whose lock it gets, and
+// stops those whose mailbox was disabled, removed or changed. It returns
+// when ctx ends or the lock connection is lost, after stopping them all.
+func (p *Pollers) manage(ctx context.Context, locks *tickets.MailboxLocks) {
+	running := map[int64]*runningPoller{}
+	stop := func(id int64) {
+		r := running[id]
+		r.stop()
+		<-r.done
+		delete(running, id)
+	}
+	defer func() {
+		for id := range running {
+			stop(id)
+		}
+	}()
+	tick := time.NewTicker(p.opts.Refresh)
+	defer tick.Stop()
+	for {
+		if err := locks.Ping(ctx); err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("lost the connection holding the mailbox locks; stopping the pollers", "err", err)
+			}
+			return
+		}
+		list, err := p.opts.Store.Mailboxes(ctx)
+		if err != nil && ctx.Err() == nil {
+			p.log.Warn("cannot read the mailbox list", "err", err)
+		}
+		if err == nil {
+			wanted := map[int64]tickets.Mailbox{}
+			for _, mb := range list {
+				if mb.Enabled {
+					wanted[mb.ID] = mb
+				}
+			}
+			for id, r := range running {
+				if mb, ok := wanted[id]; !ok || mb.Version != r.version {
+					stop(id)
+					if err := locks.Unlock(ctx, id); err != nil {
+						return
+					}
+				}
+			}
+			for id, mb := range wanted {
+				if _, ok := running[id]; ok {
+					continue
+				}
+				got, err := locks.TryLock(ctx, id)
+				if err != nil {
+					return
+				}
+				if got {
+					running[id] = p.start(ctx, mb)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *Pollers) start(ctx context.Context, mb tickets.Mailbox) *runningPoller {
+	pctx, cancel := context.WithCancel(ctx)
+	r := &runningPoller{version: mb.Version, stop: cancel, done: make(chan struct{})}
+	pl := &poller{Pollers: p, mb: mb, stats: p.Stats(mb.ID),
+		log: p.log.With("mailbox", mb.ID, "department", mb.Department.Slug)}
+	go func() {
+		defer close(r.done)
+		pl.run(pctx)
+	}()
+	return r
+}
+
+// poller polls one mailbox.
+type poller struct {
+	*Pollers
+	mb    tickets.Mailbox
+	log   *slog.Logger
+	stats *PollerStats
+}
+
+func (p *poller) setState(ctx context.Context, state tickets.MailboxState, err error) {
+	errText, holder := "", p.opts.Holder
+	if err != nil {
+		errText = err.Error()
+	}
+	if state == tickets.MailboxWaiting {
+		holder = ""
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := p.opts.Store.SetMailboxState(sctx, p.mb.ID, state, holder, errText); err != nil {
+		p.log.Debug("cannot record the mailbox state", "state", state, "err", err)
+	}
+}
+
+// run keeps a session with the server open until ctx ends, reconnecting
+// with growing waits after failures.
+func (p *poller) run(ctx context.Context) {
+	addr, err := ParseMailboxURL(p.mb.URL)
+	if err != nil {
+		// Checked when the mailbox was added; only a hand-edited row gets
+		// here. Nothing will fix it but an admin.
+		p.log.Error("mailbox URL unusable", "err", err)
+		p.setState(ctx, tickets.MailboxError, err)
+		<-ctx.Done()
+		return
+	}
+	p.log = p.log.With("url", addr.String())
+	backoff := newBackoff(time.Second, p.opts.MaxBackoff)
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := p.session(ctx, addr)
+		if ctx.Err() != nil {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			backoff.reset()
+		}
+		wait := backoff.next()
+		if errors.Is(err, errLoginRefused) {
+			// Repeated bad logins can get the account locked: wait long.
+			wait = max(wait, time.Minute)
+		}
+		p.log.Warn("mailbox session ended; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
+		p.setState(ctx, tickets.MailboxError, fmt.Errorf("%w (retrying in %v)", err, wait.Round(time.Second)))
+		sleep(ctx, wait)
+	}
+	p.setState(ctx, tickets.MailboxWaiting, nil)
+}
+
+// session connects, drains what is new, then waits for more (IDLE, or a
+// poll on the mailbox's interval) until ctx ends or the connection fails.
+func (p *poller) session(ctx context.Context, addr MailboxAddress) error {
+	p.setState(ctx, tickets.MailboxConnecting, nil)
+	password, err := ResolvePassword(p.mb.PasswordRef, p.opts.LookupEnv)
+	if err != nil {
+		return err
+	}
+	c, err := dialIMAP(ctx, addr, password, p.opts.TLSConfig)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	p.stats.Sessions.Add(1)
+	sel, err := c.selectFolder(addr.Folder)
+	if err != nil {
+		return err
+	}
+	if p.mb.MoveTo != "" {
+		ok, err := c.folderExists(p.mb.MoveTo)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("folder %q to move processed mail to does not exist", p.mb.MoveTo)
+		}
+	}
+	if sel.UIDValidity != p.mb.UIDValidity {
+		if p.mb.UIDValidity != 0 {
+			// The server renumbered the folder: every mail in it is looked
+			// at again. The inbound log recognizes those already taken, so
+			// this costs time, never a second ticket.
+			p.log.Warn("folder UIDVALIDITY changed; rescanning it", "was", p.mb.UIDValidity, "now", sel.UIDValidity)
+		}
+		p.mb.UIDValidity, p.mb.LastUID = sel.UIDValidity, 0
+	}
+	idle := c.Caps().Has(imap.CapIdle)
+	if !idle {
+		every := p.mb.PollInterval
+		if every <= 0 {
+			every = tickets.DefaultPollInterval
+		}
+		id, err := p.cron.AddFunc(fmt.Sprintf("@every %s", every), c.signal)
+		if err != nil {
+			return fmt.Errorf("schedule polls: %w", err)
+		}
+		defer p.cron.Remove(id)
+	}
+	p.log.Info("mailbox connected", "uidvalidity", sel.UIDValidity, "messages", sel.NumMessages, "idle", idle,
+		"move", c.Caps().Has(imap.CapMove), "last_uid", p.mb.LastUID)
+	for {
+		// Notifications that arrive while syncing leave a value in wake:
+		// the wait below then ends at once and syncs again.
+		select {
+		case <-c.wake:
+		default:
+		}
+		p.setState(ctx, tickets.MailboxConnected, nil)
+		if err := p.sync(ctx, c); err != nil {
+			return err
+		}
+		if idle {
+			if err := p.idle(ctx, c); err != nil {
+				return err
+			}
+			continue
+		}
+		p.setState(ctx, tickets.MailboxPolling, nil)
+		select {
+		case <-c.wake:
+		case <-c.Closed():
+			return errors.New("the server closed the connection")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// idle waits with IDLE until the server reports new mail, or IdleRestart
+// has passed.
+func (p *poller) idle(ctx context.Context, c *imapConn) error {
+	cmd, err := c.Idle()
+	if err != nil {
+		return fmt.Errorf("start IDLE: %w", err)
+	}
+	p.setState(ctx, tickets.MailboxIdling, nil)
+	timer := time.NewTimer(p.opts.IdleRestart)
+	defer timer.Stop()
+	select {
+	case <-c.wake:
+		c.signal() // sync now
+	case <-timer.C:
+	case <-c.Closed():
+		return errors.New("the server closed the connection")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("stop IDLE: %w", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("IDLE: %w", err)
+	}
+	return nil
+}
+
+// sync turns every mail above the last UID into a ticket (or a logged
+// duplicate or quarantined mail), batch by batch: fetch the bodies while
+// storing them, then flag (and move) what is committed, then record the
+// progress. A crash anywhere leaves the mail to be fetched again and
+// recognized as a duplicate.
+func (p *poller) sync(ctx context.Context, c *imapConn) error {
+	uids, err := newUIDs(c, imap.UID(p.mb.LastUID))
+	if err != nil {
+		return err
+	}
+	for len(uids) > 0 {
+		n := min(len(uids), p.opts.Batch)
+		if err := p.syncBatch(ctx, c, uids[:n]); err != nil {
+			return err
+		}
+		uids = uids[n:]
+	}
+	return nil
+}
+
+func (p *poller) syncBatch(ctx context.Context, c *imapConn, uids []imap.UID) error {
+	// Stores in flight finish even when the gateway is stopping: their
+	// mail is then flagged at the next start, as a duplicate.
+	dctx := context.WithoutCancel(ctx)
+	d := startDeliveries(dctx, p.opts.Workers, func(ctx context.Context, f fetched) error {
+		env := Envelope{Source: "imap", SourceRef: fmt.Sprintf("mailbox %d: %d/%d", p.mb.ID, p.mb.UIDValidity, f.uid),
+			To: []string{p.mb.Department.Address}, Departments: []tickets.Department{p.mb.Department}}
+		_, err := p.opts.Receiver.Deliver(ctx, env, f.raw)
+		return err
+	})
+	var fetchErr error
+	var got []imap.UID
+	fetchErr = fetchBodies(c, imap.UIDSetNum(uids...), p.opts.Receiver.tmpDir, func(f fetched) {
+		got = append(got, f.uid)
+		d.jobs <- f
+	})
+	failed := d.wait()
+	// Committed: the UIDs fetched and stored. Progress: the highest UID
+	// below which every mail is committed (a mail that vanished between
+	// the listing and the fetch was expunged by someone else).
+	var done imap.UIDSet
+	slices.Sort(got)
+	fetched := map[imap.UID]bool{}
+	for _, u := range got {
+		if failed[u] == nil {
+			done.AddNum(u)
+			fetched[u] = true
+		}
+	}
+	progress := imap.UID(p.mb.LastUID)
+	var firstFailure error
+	for _, u := range uids {
+		if err, bad := failed[u]; bad {
+			firstFailure = fmt.Errorf("store mail %d: %w", u, err)
+			break
+		}
+		if !fetched[u] && fetchErr != nil {
+			break
+		}
+		progress = u
+	}
+	ingested := len(got) - len(failed)
+	if len(done) > 0 {
+		if err := p.acknowledge(c, done); err != nil {
+			return err
+		}
+	}
+	if progress > imap.UID(p.mb.LastUID) || ingested > 0 {
+		if err := p.opts.Store.AdvanceMailbox(dctx, p.mb.ID, p.mb.UIDValidity, uint32(progress), ingested); err != nil {
+			return err
+		}
+		p.mb.LastUID = uint32(progress)
+		p.stats.Ingested.Add(int64(ingested))
+	}
+	if fetchErr != nil {
+		return fetchErr
+	}
+	return firstFailure
+}
+
+// acknowledge flags committed mail \Seen and moves it when a folder is set
+// (MOVE, or COPY, \Deleted and EXPUNGE where the server lacks MOVE).
+func (p *poller) acknowledge(c *imapConn, uids imap.UIDSet) error {
+	store := c.Store(uids, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil)
+	if err := store.Close(); err != nil {
+		return fmt.Errorf("flag mail \\Seen: %w", err)
+	}
+	if p.mb.MoveTo == "" {
+		return nil
+	}
+	if _, err := c.Move(uids, p.mb.MoveTo).Wait(); err != nil {
+		return fmt.Errorf("move mail to %q: %w", p.mb.MoveTo, err)
+	}
+	return nil
+}
+
+// backoff doubles a wait up to a bound, with jitter so that instances
+// reconnecting after one outage do not all knock at once.
+type backoff struct {
+	first, max, cur time.Duration
+}
+
+func newBackoff(first, max time.Duration) *backoff { return &backoff{first: first, max: max} }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.first
+	} else {
+		b.cur = min(b.cur*2, b.max)
+	}
+	return b.cur/2 + rand.N(b.cur/2+1)
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
