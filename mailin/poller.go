@@ -165,7 +165,10 @@ func (p *Pollers) manage(ctx context.Context, locks *tickets.MailboxLocks) {
 	tick := time.NewTicker(p.opts.Refresh)
 	defer tick.Stop()
 	for {
-		if err := locks.Ping(ctx); err != nil {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := locks.Ping(pctx)
+		cancel()
+		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Warn("lost the connection holding the mailbox locks; stopping the pollers", "err", err)
 			}

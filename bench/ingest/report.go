@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/helpdeskgw/helpdesk/bench/internal/benchkit"
 )
 
 // Aims from the issue, on a 2-core machine.
@@ -76,7 +77,7 @@ type machineInfo struct {
 
 func describeMachine(ctx context.Context, url string) (machineInfo, error) {
 	m := machineInfo{cores: runtime.NumCPU(), goVersion: runtime.Version(),
-		cpu: procField("/proc/cpuinfo", "model name"), memory: procField("/proc/meminfo", "MemTotal")}
+		cpu: benchkit.ProcField("/proc/cpuinfo", "model name"), memory: benchkit.ProcField("/proc/meminfo", "MemTotal")}
 	var kb int64
 	if _, err := fmt.Sscanf(m.memory, "%d kB", &kb); err == nil {
 		m.memory = fmt.Sprintf("%.1f GB", float64(kb)*1024/1e9)
@@ -91,23 +92,6 @@ func describeMachine(ctx context.Context, url string) (machineInfo, error) {
 	defer conn.Close(ctx)
 	m.pg, err = settings(ctx, conn)
 	return m, err
-}
-
-// procField is the value of the first "key: value" line of a /proc file.
-func procField(path, key string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.Join(strings.Fields(v), " ")
-		}
-	}
-	return "unknown"
 }
 
 // row is one line of the figures table.
