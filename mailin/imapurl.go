@@ -52,8 +52,19 @@ func (s Security) String() string {
 func ParseMailboxURL(raw string) (MailboxAddress, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
-		return MailboxAddress{}, fmt.Errorf("mailbox URL: %w", err)
+		// url.Error repeats the whole URL, which may hold a password.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return MailboxAddress{}, fmt.Errorf("mailbox URL is not a URL (percent-encode special characters of the user name; give the password with --password-env or --password-file): %w", err)
 	}
+	if u.User != nil {
+		if _, set := u.User.Password(); set {
+			return MailboxAddress{}, errors.New("mailbox URL: remove the password from the URL and give it with --password-env or --password-file")
+		}
+	}
+	shown := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 	var a MailboxAddress
 	port := ""
 	switch u.Scheme {
@@ -62,18 +73,15 @@ func ParseMailboxURL(raw string) (MailboxAddress, error) {
 	case "imap":
 		a.Security, port = StartTLS, "143"
 	default:
-		return a, fmt.Errorf("mailbox URL %q: scheme must be imaps:// or imap://", raw)
+		return a, fmt.Errorf("mailbox URL %q: scheme must be imaps:// or imap://", shown)
 	}
 	if u.User == nil || u.User.Username() == "" {
-		return a, fmt.Errorf("mailbox URL %q: no user (imaps://USER@host/INBOX)", raw)
-	}
-	if _, set := u.User.Password(); set {
-		return a, errors.New("mailbox URL: remove the password from the URL and give it with --password-env or --password-file")
+		return a, fmt.Errorf("mailbox URL %q: no user (imaps://USER@host/INBOX)", shown)
 	}
 	a.User = u.User.Username()
 	a.ServerName = u.Hostname()
 	if a.ServerName == "" {
-		return a, fmt.Errorf("mailbox URL %q: no host", raw)
+		return a, fmt.Errorf("mailbox URL %q: no host", shown)
 	}
 	if p := u.Port(); p != "" {
 		port = p
@@ -87,7 +95,7 @@ func ParseMailboxURL(raw string) (MailboxAddress, error) {
 		a.Folder = "INBOX"
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return a, fmt.Errorf("mailbox URL %q: unexpected query or fragment", raw)
+		return a, fmt.Errorf("mailbox URL %q: unexpected query or fragment", shown)
 	}
 	return a, nil
 }

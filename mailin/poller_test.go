@@ -422,6 +422,8 @@ func TestParseMailboxURL(t *testing.T) {
 		{in: "pop3://u@mail.example.com", err: "scheme"},
 		{in: "imaps://mail.example.com/INBOX", err: "no user"},
 		{in: "imaps://u@/INBOX", err: "no host"},
+		{in: "imaps://u:my secret@mail.example.com/INBOX", err: "not a URL"},
+		{in: "pop3://u:secret@mail.example.com", err: "remove the password"},
 	} {
 		got, err := ParseMailboxURL(tc.in)
 		if tc.err != "" {
