@@ -317,17 +317,51 @@ type ackData struct {
 	LinkDays     int
 }
 
+// reminderData is what the mail listing a customer's open tickets shows.
+type reminderData struct {
+	CustomerName string
+	Department   string
+	Tickets      []listedTicket
+	LinkDays     int
+}
+
+type listedTicket struct {
+	TrackingID string
+	Subject    string
+	Status     tickets.Status
+	Department string
+	Link       string
+}
+
 func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, error) {
 	t := m.Ticket
+	locale := m.Locale
+	if locale == "" {
+		locale = t.Locale
+	}
+	linkDays := int(w.store.TokenTTL() / (24 * time.Hour))
 	var rendered templates.Mail
 	var err error
 	switch m.Kind {
 	case tickets.KindAck:
-		rendered, err = w.tmpl.RenderMail(templates.MailAck, t.Locale, ackData{
+		rendered, err = w.tmpl.RenderMail(templates.MailAck, locale, ackData{
 			TrackingID: t.TrackingID, Subject: t.Subject, CustomerName: t.CustomerName,
 			Department: t.Department.Name, Link: w.baseURL + "/t/" + token, Priority: t.Priority,
-			LinkDays: int(w.store.TokenTTL() / (24 * time.Hour)),
+			LinkDays: linkDays,
 		})
+	case tickets.KindReminder:
+		data := reminderData{CustomerName: t.CustomerName, Department: t.Department.Name, LinkDays: linkDays}
+		for _, l := range m.Listed {
+			data.Tickets = append(data.Tickets, listedTicket{
+				TrackingID: l.Ticket.TrackingID, Subject: l.Ticket.Subject, Status: l.Ticket.Status,
+				Department: l.Ticket.Department.Name, Link: w.baseURL + "/t/" + l.Token,
+			})
+		}
+		if len(data.Tickets) == 0 {
+			err = errors.New("reminder lists no tickets")
+			break
+		}
+		rendered, err = w.tmpl.RenderMail(templates.MailReminder, locale, data)
 	default:
 		err = fmt.Errorf("unknown mail kind %q", m.Kind)
 	}
@@ -356,7 +390,9 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 	// not answer it, and Exchange is asked not to send out-of-office replies.
 	h.Set("Auto-Submitted", "auto-replied")
 	h.Set("X-Auto-Response-Suppress", "All")
-	h.Set("X-Helpdesk-Ticket", t.TrackingID)
+	if m.Kind != tickets.KindReminder {
+		h.Set("X-Helpdesk-Ticket", t.TrackingID)
+	}
 
 	var buf bytes.Buffer
 	buf.Grow(len(rendered.Text) + len(rendered.HTML) + 4<<10)

@@ -4,11 +4,14 @@ package templates
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	htmltemplate "html/template"
 	"io"
+	"io/fs"
 	"strings"
 	"sync"
 	texttemplate "text/template"
@@ -17,7 +20,7 @@ import (
 	"golang.org/x/text/language"
 )
 
-//go:embed mail/*.tmpl web/*.html locales/*.json
+//go:embed mail/*.tmpl web/*.html locales/*.json static
 var files embed.FS
 
 // locales the templates exist in; the first is the default.
@@ -29,13 +32,19 @@ const DefaultLocale = "es"
 // Mail templates: each defines "<name>.subject", "<name>.text" and
 // "<name>.html".
 const (
-	MailAck = "ack"
+	MailAck      = "ack"
+	MailReminder = "reminder"
 )
 
 // Page templates.
 const (
-	PageTicket = "ticket"
-	PageError  = "error"
+	PageHome       = "home"
+	PageSubmit     = "submit"
+	PageLookup     = "lookup"
+	PageForgot     = "forgot"
+	PageForgotSent = "forgot_sent"
+	PageTicket     = "ticket"
+	PageError      = "error"
 )
 
 // Set is the parsed templates.
@@ -44,6 +53,9 @@ type Set struct {
 	mailText map[string]*texttemplate.Template
 	mailHTML map[string]*htmltemplate.Template
 	pages    map[string]*htmltemplate.Template
+	// staticVersion changes with the static files, so that their URLs can
+	// be cached for long.
+	staticVersion string
 }
 
 // Load parses every template and message catalog; an error here is a
@@ -56,6 +68,11 @@ func Load() (*Set, error) {
 		pages:    map[string]*htmltemplate.Template{},
 	}
 	s.bundle.RegisterUnmarshalFunc("json", json.Unmarshal)
+	version, err := staticVersion()
+	if err != nil {
+		return nil, err
+	}
+	s.staticVersion = version
 	pages, err := htmltemplate.New("pages").Funcs(s.funcs("es")).ParseFS(files, "web/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse page templates: %w", err)
@@ -132,8 +149,37 @@ func (s *Set) funcs(locale string) htmltemplate.FuncMap {
 			return out
 		},
 		"locale": func() string { return locale },
-		"size":   humanSize,
+		"size":   HumanSize,
+		"static": func(name string) string { return "/static/" + name + "?v=" + s.staticVersion },
 	}
+}
+
+// Static is the files served under /static/: the style sheet and the
+// script the pages use.
+func Static() fs.FS {
+	sub, _ := fs.Sub(files, "static") //nolint:errcheck // the directory is embedded
+	return sub
+}
+
+// staticVersion hashes the static files.
+func staticVersion() (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(files, "static", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := files.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %d\n", path, len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("read static files: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:6]), nil
 }
 
 // Locale returns l when templates exist in it, else the default.
@@ -189,8 +235,12 @@ func (s *Set) RenderPage(w io.Writer, name, locale string, data any) error {
 	return nil
 }
 
-func humanSize(n int64) string {
+// HumanSize writes a size in bytes as people read it: "10 MB", "2.5 MB",
+// "12 KB".
+func HumanSize(n int64) string {
 	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MB", n>>20)
 	case n >= 1<<20:
 		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
 	case n >= 1<<10:

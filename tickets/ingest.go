@@ -92,13 +92,22 @@ func dedupeKey(in *InboundMail) string {
 // 64-character local part, 254 in all).
 func customerAddress(in *InboundMail) string {
 	for _, a := range []string{in.From.Email, in.EnvelopeFrom} {
-		a = strings.TrimSpace(a)
-		at := strings.LastIndexByte(a, '@')
-		if at > 0 && at <= 64 && at < len(a)-1 && len(a) <= 254 && !strings.ContainsAny(a, " <>\r\n\t") {
-			return a[:at] + "@" + strings.ToLower(a[at+1:])
+		if addr, ok := plainAddress(a); ok {
+			return addr
 		}
 	}
 	return ""
+}
+
+// plainAddress returns a as an address mail can be sent to, its domain in
+// lower case, and whether it is one.
+func plainAddress(a string) (string, bool) {
+	a = strings.TrimSpace(a)
+	at := strings.LastIndexByte(a, '@')
+	if at > 0 && at <= 64 && at < len(a)-1 && len(a) <= 254 && !strings.ContainsAny(a, " <>\r\n\t") {
+		return a[:at] + "@" + strings.ToLower(a[at+1:]), true
+	}
+	return "", false
 }
 
 // newMessageID returns a globally unique Message-ID (without brackets) in the

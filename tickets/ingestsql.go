@@ -211,36 +211,84 @@ func (b *batch) claim(ctx context.Context, tx pgx.Tx) ([]int, error) {
 }
 
 // createTickets opens a ticket for each claimed mail that has someone to
-// answer. A tracking ID drawn twice (in 30^10) makes that mail try again
-// with another.
+// answer.
 func (b *batch) createTickets(ctx context.Context, tx pgx.Tx, claimed []int) error {
-	todo := slices.DeleteFunc(slices.Clone(claimed), func(i int) bool { return b.res[i].Disposition != DispositionTicket })
+	var list []*newTicket
+	var idx []int
+	for _, i := range claimed {
+		if b.res[i].Disposition != DispositionTicket {
+			continue
+		}
+		in := b.mails[i]
+		list = append(list, &newTicket{
+			id: b.res[i].TicketID, inboundID: b.res[i].InboundID, department: in.Department, source: "email",
+			priority: PriorityMedium, subject: in.Subject, customerName: in.From.Name, customerEmail: b.customers[i],
+			text: in.Text, html: in.HTML, mailMessageID: in.MessageID, references: in.References,
+			automatic: in.Automatic, attachments: in.Attachments,
+		})
+		idx = append(idx, i)
+	}
+	if err := createTickets(ctx, tx, list); err != nil {
+		return err
+	}
+	for k, i := range idx {
+		b.res[i].TrackingID, b.res[i].AckQueued = list[k].trackingID, list[k].automatic == ""
+	}
+	return nil
+}
+
+// newTicket is a ticket to open, from mail or the web, with its first
+// message, attachments (stored already) and history, and its
+// acknowledgement unless automatic says why not.
+type newTicket struct {
+	id            int64 // drawn from the tickets' sequence beforehand
+	inboundID     int64 // 0 unless it came by mail
+	department    Department
+	source        string // "email" or "web"
+	priority      Priority
+	subject       string
+	customerName  string
+	customerEmail string
+	text, html    string
+	mailMessageID string // the customer's mail, which the acknowledgement answers
+	references    []string
+	automatic     string
+	attachments   []InboundAttachment
+
+	trackingID string // set once the ticket exists
+}
+
+// createTickets opens tickets in one statement. A tracking ID drawn twice
+// (in 30^10) makes that ticket try again with another.
+func createTickets(ctx context.Context, tx pgx.Tx, list []*newTicket) error {
+	todo := slices.Clone(list)
 	for attempt := 0; len(todo) > 0; attempt++ {
 		if attempt == 5 {
-			return fmt.Errorf("create tickets: no ticket for %d mails after %d tries (department gone?): %w", len(todo), attempt, ErrInvalid)
+			return fmt.Errorf("create tickets: no ticket for %d of them after %d tries (department gone?): %w", len(todo), attempt, ErrInvalid)
 		}
 		var (
 			ticketIDs, inboundIDs, depts                                                     []int64
 			tracking, subjects, names, emails, texts, htmls, msgIDs, automatic, ackIDs, refs []string
+			sources, priorities                                                              []string
 			acks                                                                             []bool
-			aInbound, aSizes                                                                 []int64
+			aTickets, aSizes                                                                 []int64
 			aNames, aTypes, aCIDs                                                            []string
 			aInline                                                                          []bool
 			aSums                                                                            [][]byte
 		)
-		byTracking := make(map[string]int, len(todo))
-		for _, i := range todo {
-			in := b.mails[i]
+		byTracking := make(map[string]*newTicket, len(todo))
+		for _, nt := range todo {
 			t := NewTrackingID()
-			byTracking[t] = i
-			ticketIDs, inboundIDs, depts, tracking = append(ticketIDs, b.res[i].TicketID), append(inboundIDs, b.res[i].InboundID), append(depts, in.Department.ID), append(tracking, t)
-			subjects, names, emails = append(subjects, in.Subject), append(names, in.From.Name), append(emails, b.customers[i])
-			texts, htmls, msgIDs = append(texts, in.Text), append(htmls, in.HTML), append(msgIDs, in.MessageID)
-			acks, automatic = append(acks, in.Automatic == ""), append(automatic, in.Automatic)
-			ackIDs = append(ackIDs, newMessageID(in.Department.Address))
-			refs = append(refs, strings.Join(threadReferences(in.References, in.MessageID), " "))
-			for _, a := range in.Attachments {
-				aInbound, aSizes = append(aInbound, b.res[i].InboundID), append(aSizes, a.Content.Size)
+			byTracking[t] = nt
+			ticketIDs, inboundIDs, depts, tracking = append(ticketIDs, nt.id), append(inboundIDs, nt.inboundID), append(depts, nt.department.ID), append(tracking, t)
+			subjects, names, emails = append(subjects, nt.subject), append(names, nt.customerName), append(emails, nt.customerEmail)
+			texts, htmls, msgIDs = append(texts, nt.text), append(htmls, nt.html), append(msgIDs, nt.mailMessageID)
+			sources, priorities = append(sources, nt.source), append(priorities, string(nt.priority))
+			acks, automatic = append(acks, nt.automatic == ""), append(automatic, nt.automatic)
+			ackIDs = append(ackIDs, newMessageID(nt.department.Address))
+			refs = append(refs, strings.Join(threadReferences(nt.references, nt.mailMessageID), " "))
+			for _, a := range nt.attachments {
+				aTickets, aSizes = append(aTickets, nt.id), append(aSizes, a.Content.Size)
 				aNames, aTypes, aCIDs = append(aNames, a.Filename), append(aTypes, a.ContentType), append(aCIDs, a.ContentID)
 				aInline, aSums = append(aInline, a.Inline), append(aSums, a.Content.SHA256[:])
 			}
@@ -248,12 +296,13 @@ func (b *batch) createTickets(ctx context.Context, tx pgx.Tx, claimed []int) err
 		rows, err := tx.Query(ctx, `
 			WITH x AS (
 				SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-				                     $8::text[], $9::text[], $10::boolean[], $11::text[], $12::text[], $13::text[], $21::bigint[])
+				                     $8::text[], $9::text[], $10::boolean[], $11::text[], $12::text[], $13::text[], $21::bigint[],
+				                     $22::text[], $23::text[])
 				  AS x(inbound_id, department_id, tracking_id, subject, customer_name, customer_email, body_text,
-				       body_html, mail_message_id, ack, automatic, ack_message_id, refs, ticket_id)
+				       body_html, mail_message_id, ack, automatic, ack_message_id, refs, ticket_id, source, priority)
 			), t AS (
-				INSERT INTO tickets (id, tracking_id, department_id, subject, customer_name, customer_email, locale, source)
-				SELECT x.ticket_id, x.tracking_id, d.id, x.subject, x.customer_name, x.customer_email, d.locale, 'email'
+				INSERT INTO tickets (id, tracking_id, department_id, subject, customer_name, customer_email, priority, locale, source)
+				SELECT x.ticket_id, x.tracking_id, d.id, x.subject, x.customer_name, x.customer_email, x.priority, d.locale, x.source
 				FROM x JOIN departments d ON d.id = x.department_id
 				ON CONFLICT (tracking_id) DO NOTHING
 				RETURNING id
@@ -261,18 +310,18 @@ func (b *batch) createTickets(ctx context.Context, tx pgx.Tx, claimed []int) err
 				SELECT x.* FROM t JOIN x ON x.ticket_id = t.id
 			), m AS (
 				INSERT INTO messages (ticket_id, author_kind, author_name, author_email, body_text, body_html, inbound_id, mail_message_id)
-				SELECT ticket_id, 'customer', customer_name, customer_email, body_text, body_html, inbound_id, mail_message_id FROM nt
-				RETURNING id, ticket_id, inbound_id
+				SELECT ticket_id, 'customer', customer_name, customer_email, body_text, body_html, nullif(inbound_id, 0), mail_message_id FROM nt
+				RETURNING id, ticket_id
 			), a AS (
 				INSERT INTO attachments (message_id, ticket_id, filename, content_type, content_id, inline, size, sha256)
 				SELECT m.id, m.ticket_id, y.filename, y.content_type, y.content_id, y.inline, y.size, y.sha256
 				FROM unnest($14::bigint[], $15::text[], $16::text[], $17::text[], $18::boolean[], $19::bigint[], $20::bytea[])
-				     WITH ORDINALITY AS y(inbound_id, filename, content_type, content_id, inline, size, sha256, ord)
-				JOIN m USING (inbound_id)
+				     WITH ORDINALITY AS y(ticket_id, filename, content_type, content_id, inline, size, sha256, ord)
+				JOIN m USING (ticket_id)
 				ORDER BY y.ord
 			), h AS (
 				INSERT INTO ticket_history (ticket_id, actor, action, new_value)
-				SELECT ticket_id, 'customer:' || customer_email, 'created', 'email' FROM nt
+				SELECT ticket_id, 'customer:' || customer_email, 'created', source FROM nt
 				UNION ALL
 				SELECT ticket_id, 'system', 'acknowledgement_suppressed', automatic FROM nt WHERE NOT ack
 			), o AS (
@@ -281,21 +330,20 @@ func (b *batch) createTickets(ctx context.Context, tx pgx.Tx, claimed []int) err
 			)
 			SELECT ticket_id, tracking_id FROM nt`,
 			inboundIDs, depts, tracking, subjects, names, emails, texts, htmls, msgIDs, acks, automatic, ackIDs, refs,
-			aInbound, aNames, aTypes, aCIDs, aInline, aSizes, aSums, ticketIDs)
+			aTickets, aNames, aTypes, aCIDs, aInline, aSizes, aSums, ticketIDs, sources, priorities)
 		if err != nil {
 			return fmt.Errorf("create %d tickets: %w", len(todo), err)
 		}
 		var ticketID int64
 		var t string
 		_, err = pgx.ForEachRow(rows, []any{&ticketID, &t}, func() error {
-			i := byTracking[t]
-			b.res[i].TrackingID, b.res[i].AckQueued = t, b.mails[i].Automatic == ""
+			byTracking[t].trackingID = t
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("create %d tickets: %w", len(todo), err)
 		}
-		todo = slices.DeleteFunc(todo, func(i int) bool { return b.res[i].TrackingID != "" })
+		todo = slices.DeleteFunc(todo, func(nt *newTicket) bool { return nt.trackingID != "" })
 	}
 	return nil
 }

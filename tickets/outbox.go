@@ -12,8 +12,13 @@ import (
 // MailKind says which mail an outbox row is.
 type MailKind string
 
-// KindAck acknowledges a new ticket to its customer.
-const KindAck MailKind = "ack"
+const (
+	// KindAck acknowledges a new ticket to its customer.
+	KindAck MailKind = "ack"
+	// KindReminder lists a customer's open tickets, each with a link, for
+	// one who lost the tracking IDs.
+	KindReminder MailKind = "reminder"
+)
 
 // OutboxMail is a queued mail with what is needed to write it.
 type OutboxMail struct {
@@ -26,10 +31,22 @@ type OutboxMail struct {
 	// Attempts counts earlier tries; this claim is attempt Attempts+1.
 	Attempts  int
 	CreatedAt time.Time
-	Ticket    Ticket
+	// Locale is the mail's language: the ticket's unless the row says.
+	Locale string
+	// Ticket is the ticket the mail is about (for a reminder, the first it
+	// lists); its department sends the mail.
+	Ticket Ticket
 	// Token opens the ticket: issued with the claim, it is in the database
 	// (hashed) before the mail that carries it leaves.
 	Token string
+	// Listed are a reminder's tickets, each with a token of its own.
+	Listed []ListedTicket
+}
+
+// ListedTicket is one ticket a mail lists, with the token that opens it.
+type ListedTicket struct {
+	Ticket Ticket
+	Token  string
 }
 
 // ClaimOutbox takes up to limit due mails for one sender, in one short
@@ -41,7 +58,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			SELECT o.id, o.kind, o.recipient, o.message_id, o.in_reply_to, o.reference_ids, o.attempts, o.created_at,
-			       `+ticketColumns+`
+			       o.locale, `+ticketColumns+`
 			FROM outbox o JOIN tickets t ON t.id = o.ticket_id JOIN departments d ON d.id = t.department_id
 			WHERE o.state = 'pending' AND o.next_attempt <= now()
 			ORDER BY o.next_attempt, o.id
@@ -52,7 +69,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 		}
 		mails, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxMail, error) {
 			var m OutboxMail
-			dest := append([]any{&m.ID, &m.Kind, &m.Recipient, &m.MessageID, &m.InReplyTo, &m.References, &m.Attempts, &m.CreatedAt},
+			dest := append([]any{&m.ID, &m.Kind, &m.Recipient, &m.MessageID, &m.InReplyTo, &m.References, &m.Attempts, &m.CreatedAt, &m.Locale},
 				ticketDest(&m.Ticket)...)
 			return m, r.Scan(dest...)
 		})
@@ -60,20 +77,38 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 			return err
 		}
 		ids := make([]int64, len(mails))
-		ticketIDs := make([]int64, len(mails))
 		for i, m := range mails {
-			ids[i], ticketIDs[i] = m.ID, m.Ticket.ID
+			ids[i] = m.ID
 		}
 		if _, err := tx.Exec(ctx, `UPDATE outbox SET next_attempt = now() + $2 * interval '1 millisecond' WHERE id = ANY($1)`,
 			ids, lease.Milliseconds()); err != nil {
 			return err
+		}
+		if err := listTickets(ctx, tx, mails); err != nil {
+			return err
+		}
+		// A token for each mail's ticket, or for each ticket a reminder
+		// lists.
+		var ticketIDs []int64
+		for _, m := range mails {
+			if m.Kind != KindReminder {
+				ticketIDs = append(ticketIDs, m.Ticket.ID)
+			}
+			for _, l := range m.Listed {
+				ticketIDs = append(ticketIDs, l.Ticket.ID)
+			}
 		}
 		tokens, err := issueTokens(ctx, tx, ScopeTicket, ticketIDs, s.tokenTTL)
 		if err != nil {
 			return err
 		}
 		for i := range mails {
-			mails[i].Token = tokens[i]
+			if mails[i].Kind != KindReminder {
+				mails[i].Token, tokens = tokens[0], tokens[1:]
+			}
+			for j := range mails[i].Listed {
+				mails[i].Listed[j].Token, tokens = tokens[0], tokens[1:]
+			}
 		}
 		return nil
 	})
@@ -81,6 +116,42 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
 	return mails, nil
+}
+
+// listTickets reads the tickets the reminders among mails list.
+func listTickets(ctx context.Context, tx pgx.Tx, mails []OutboxMail) error {
+	byID := map[int64]int{}
+	for i, m := range mails {
+		if m.Kind == KindReminder {
+			byID[m.ID] = i
+		}
+	}
+	if len(byID) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(byID))
+	for id := range byID {
+		ids = append(ids, id)
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT ot.outbox_id, `+ticketColumns+`
+		FROM outbox_tickets ot JOIN tickets t ON t.id = ot.ticket_id JOIN departments d ON d.id = t.department_id
+		WHERE ot.outbox_id = ANY($1)
+		ORDER BY ot.outbox_id, ot.position`, ids)
+	if err != nil {
+		return fmt.Errorf("tickets of reminders: %w", err)
+	}
+	var outboxID int64
+	var t Ticket
+	_, err = pgx.ForEachRow(rows, append([]any{&outboxID}, ticketDest(&t)...), func() error {
+		m := &mails[byID[outboxID]]
+		m.Listed = append(m.Listed, ListedTicket{Ticket: t})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tickets of reminders: %w", err)
+	}
+	return nil
 }
 
 // Outcome is what became of one claimed mail.
@@ -152,17 +223,9 @@ type OutboxState struct {
 
 // OutboxForTicket lists the mail queued because of a ticket, oldest first.
 func (s *Store) OutboxForTicket(ctx context.Context, ticketID int64) ([]OutboxState, error) {
-	rows, err := s.pool.Query(ctx, `
+	return queryStructs[OutboxState](ctx, s.pool, fmt.Sprintf("outbox of ticket %d", ticketID), `
 		SELECT id, kind, ticket_id, recipient, message_id, state, attempts, last_error, sent_at
 		FROM outbox WHERE ticket_id = $1 ORDER BY id`, ticketID)
-	if err != nil {
-		return nil, fmt.Errorf("outbox of ticket %d: %w", ticketID, err)
-	}
-	list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OutboxState])
-	if err != nil {
-		return nil, fmt.Errorf("outbox of ticket %d: %w", ticketID, err)
-	}
-	return list, nil
 }
 
 // notFound wraps err with what failed, as ErrNotFound when no row matched.

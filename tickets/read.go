@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 const ticketColumns = `t.id, t.tracking_id, t.subject, t.customer_name, t.customer_email, t.status, t.priority,
@@ -74,16 +75,22 @@ func (s *Store) Attachment(ctx context.Context, ticketID, attachmentID int64) (A
 }
 
 func (s *Store) attachments(ctx context.Context, where string, args ...any) ([]Attachment, error) {
-	rows, err := s.pool.Query(ctx, `
+	return queryStructs[Attachment](ctx, s.pool, "attachments", `
 		SELECT a.id, a.message_id, a.filename, a.content_type, a.content_id, a.inline, a.size, a.sha256
 		FROM attachments a JOIN messages m ON m.id = a.message_id
 		WHERE `+where+` ORDER BY a.id`, args...)
+}
+
+// queryStructs runs a query and collects its rows, column by column into
+// the fields of T in order; what names the query in errors.
+func queryStructs[T any](ctx context.Context, pool *pgxpool.Pool, what, sql string, args ...any) ([]T, error) {
+	rows, err := pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("attachments: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Attachment])
+	list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[T])
 	if err != nil {
-		return nil, fmt.Errorf("attachments: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return list, nil
 }

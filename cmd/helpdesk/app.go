@@ -130,7 +130,8 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 	}
 	proxies, _ := cfg.trustedProxies() // validated
 	handler := web.New(web.Options{Store: a.store, Templates: tmpl, Logger: log.With("component", "web"),
-		Ready: a.ready, TrustedProxies: proxies})
+		Ready: a.ready, TrustedProxies: proxies, BaseURL: cfg.BaseURL, MaxAttachments: cfg.MaxAttachments,
+		MaxAttachmentBytes: cfg.MaxAttachmentBytes, MaxUploadBytes: cfg.MaxUploadBytes, SessionTTL: cfg.SessionTTL})
 	a.web = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {

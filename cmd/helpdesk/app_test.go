@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -216,9 +217,11 @@ func TestMailInTicketOutEndToEnd(t *testing.T) {
 		t.Errorf("outbox row: state %q message_id %q (%v); want sent with %q", state, recorded, err, msgID)
 	}
 
-	// The link opens the ticket.
+	// The link opens the ticket (through the session it gives the browser).
 	base := "http://" + app.HTTPAddr()
-	page := get(t, base+strings.TrimPrefix(link, testBaseURL), http.StatusOK)
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	page := get(t, browser, base+strings.TrimPrefix(link, testBaseURL), http.StatusOK)
 	for _, want := range []string{tag[1], "No puedo iniciar sesión", "Al iniciar sesión aparece un error", "captura.png", "informe.pdf", "Nuevo", "Media"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("ticket page lacks %q", want)
@@ -227,13 +230,13 @@ func TestMailInTicketOutEndToEnd(t *testing.T) {
 	if strings.Contains(page, "<script>alert") {
 		t.Error("ticket page carries the customer's script")
 	}
-	hrefs := regexp.MustCompile(`href="(/t/[^"]+/attachments/\d+)"`).FindAllStringSubmatch(page, -1)
+	hrefs := regexp.MustCompile(`href="(/ticket/[^"]+/attachments/\d+)"`).FindAllStringSubmatch(page, -1)
 	if len(hrefs) != 2 {
 		t.Fatalf("%d attachment links on the page, want 2", len(hrefs))
 	}
 	got := map[string][]byte{}
 	for _, m := range hrefs {
-		resp, err := http.Get(base + m[1])
+		resp, err := browser.Get(base + m[1])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,13 +258,13 @@ func TestMailInTicketOutEndToEnd(t *testing.T) {
 
 	// A made-up token opens nothing, and neither does another ticket's
 	// attachment number.
-	get(t, base+"/t/"+strings.Repeat("A", 43), http.StatusNotFound)
-	get(t, base+strings.TrimPrefix(link, testBaseURL)+"/attachments/999", http.StatusNotFound)
+	get(t, browser, base+"/t/"+strings.Repeat("A", 43), http.StatusNotFound)
+	get(t, browser, base+"/ticket/"+tag[1]+"/attachments/999", http.StatusNotFound)
 }
 
-func get(t *testing.T, url string, status int) string {
+func get(t *testing.T, client *http.Client, url string, status int) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,6 +325,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_TOKEN_TTL=soon"}, "HELPDESK_TOKEN_TTL"},
 		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_TRUSTED_PROXIES=10.0.0.0/8,proxy.local"}, "HELPDESK_TRUSTED_PROXIES"},
 		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_SHUTDOWN_TIMEOUT=0s"}, "HELPDESK_SHUTDOWN_TIMEOUT"},
+		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_MAX_UPLOAD_BYTES=1024"}, "HELPDESK_MAX_UPLOAD_BYTES"},
+		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_SESSION_TTL=30s"}, "HELPDESK_SESSION_TTL"},
 	} {
 		_, err := loadConfig(tc.env, true)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -36,6 +36,12 @@ type Config struct {
 	SMTPMaxConns    int           `env:"HELPDESK_SMTP_MAX_CONNS" envDefault:"500"`
 	TrustedProxies  []string      `env:"HELPDESK_TRUSTED_PROXIES" envSeparator:","`
 	ShutdownTimeout time.Duration `env:"HELPDESK_SHUTDOWN_TIMEOUT" envDefault:"30s"`
+	// The web page's limits on what a form may carry, and how long a
+	// visitor's access to their tickets lasts unused.
+	MaxAttachments     int           `env:"HELPDESK_MAX_ATTACHMENTS" envDefault:"5"`
+	MaxAttachmentBytes int64         `env:"HELPDESK_MAX_ATTACHMENT_BYTES" envDefault:"10485760"`
+	MaxUploadBytes     int64         `env:"HELPDESK_MAX_UPLOAD_BYTES" envDefault:"26214400"`
+	SessionTTL         time.Duration `env:"HELPDESK_SESSION_TTL" envDefault:"72h"`
 }
 
 const defaultSMTPAddr = "127.0.0.1:2525"
@@ -138,6 +144,18 @@ func (c Config) validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("HELPDESK_SHUTDOWN_TIMEOUT", "%s: want a positive duration", c.ShutdownTimeout)
+	}
+	if c.MaxAttachments < 1 {
+		bad("HELPDESK_MAX_ATTACHMENTS", "%d: want at least 1", c.MaxAttachments)
+	}
+	if c.MaxAttachmentBytes < 1<<10 {
+		bad("HELPDESK_MAX_ATTACHMENT_BYTES", "%d is too small", c.MaxAttachmentBytes)
+	}
+	if c.MaxUploadBytes < c.MaxAttachmentBytes {
+		bad("HELPDESK_MAX_UPLOAD_BYTES", "%d is less than HELPDESK_MAX_ATTACHMENT_BYTES (%d)", c.MaxUploadBytes, c.MaxAttachmentBytes)
+	}
+	if c.SessionTTL < time.Minute {
+		bad("HELPDESK_SESSION_TTL", "%s is shorter than a minute", c.SessionTTL)
 	}
 	return errors.Join(errs...)
 }

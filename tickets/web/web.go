@@ -1,98 +1,216 @@
-// Package web is the web face of the ticket store: the customer's ticket
-// page reached through a mailed link, attachment downloads, and the health
-// endpoints.
+// Package web is the customer's web portal, the web face of the ticket
+// store: the home page, submitting a ticket, finding one by tracking ID and
+// address (or having the list mailed), the ticket's page with its thread,
+// replies, attachments and status, and the health endpoints.
 package web
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/netip"
-	"strconv"
+	"net/url"
 	"strings"
-	"sync"
 	"time"
 
-	"golang.org/x/text/language"
 	"golang.org/x/time/rate"
 
 	"github.com/helpdeskgw/helpdesk/templates"
 	"github.com/helpdeskgw/helpdesk/tickets"
 )
 
-// ticketStore is what the pages need of the store.
-type ticketStore interface {
+// portalStore is what the pages need of the store.
+type portalStore interface {
 	Ping(ctx context.Context) error
+	Departments(ctx context.Context) ([]tickets.Department, error)
+	SubmitTicket(ctx context.Context, in tickets.WebTicket) (tickets.Submitted, error)
+	LookupTicket(ctx context.Context, trackingID, email string) (tickets.Ticket, error)
 	TicketByToken(ctx context.Context, token string, scope tickets.Scope) (tickets.Ticket, error)
+	OpenSession(ctx context.Context, oldID string, g tickets.Grant, idle time.Duration) (string, error)
+	SessionTicket(ctx context.Context, sessionID, trackingID string, idle time.Duration) (tickets.Ticket, error)
 	Thread(ctx context.Context, ticketID int64, withInternal bool) ([]tickets.Message, error)
 	Attachment(ctx context.Context, ticketID, attachmentID int64) (tickets.Attachment, error)
 	WriteBlob(ctx context.Context, sum []byte, w io.Writer) error
+	ReplyByCustomer(ctx context.Context, ticketID int64, r tickets.CustomerReply) error
+	ResolveByCustomer(ctx context.Context, ticketID int64) error
+	ReopenByCustomer(ctx context.Context, ticketID int64) error
+	QueueReminder(ctx context.Context, email, pageLocale string) (bool, error)
 }
 
-// Options configures the handler.
+// Options configures the handler. Zero values take the defaults named.
 type Options struct {
-	Store     ticketStore
+	Store     portalStore
 	Templates *templates.Set
 	Logger    *slog.Logger
 	// Ready reports whether the service can serve (database reachable,
 	// schema current); /readyz answers 503 with its error otherwise.
 	Ready func(ctx context.Context) error
-	// TokenRate is how many failed token lookups a client may make per
+	// BaseURL is how customers reach the site (HELPDESK_BASE_URL). When it
+	// is https, cookies are marked Secure; its origin is trusted to post
+	// forms even when a proxy changes the Host header.
+	BaseURL string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (without them every visitor behind a proxy would share
+	// one rate limit) and whose X-Forwarded-Proto says whether the
+	// visitor came over HTTPS.
+	TrustedProxies []netip.Prefix
+	// TempDir holds uploads while they are stored ("" for the system's).
+	TempDir string
+
+	// MaxAttachments a form may carry. Default: 5.
+	MaxAttachments int
+	// MaxAttachmentBytes is the largest file accepted. Default: 10 MiB.
+	MaxAttachmentBytes int64
+	// MaxUploadBytes bounds a whole form with its files. Default: 25 MiB.
+	MaxUploadBytes int64
+	// SessionTTL is how long a visitor's access to tickets lasts after
+	// their last visit. Default: 72 hours.
+	SessionTTL time.Duration
+
+	// TokenRate is how many failed link openings a client may make per
 	// minute. Default: 30.
 	TokenRate int
-	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
-	// the client; without them every visitor behind a proxy would share
-	// one rate limit.
-	TrustedProxies []netip.Prefix
+	// LookupRate is how many failed lookups a client may make per minute.
+	// Default: 10.
+	LookupRate int
+	// LookupRatePerTicket is how many failed lookups of one tracking ID are
+	// allowed per hour, from all clients together. Default: 10.
+	LookupRatePerTicket int
+	// SubmitRate is how many tickets a client may submit per hour.
+	// Default: 10.
+	SubmitRate int
+	// ForgotRate is how many lists of tickets a client may ask to be mailed
+	// per hour. Default: 5.
+	ForgotRate int
 }
 
 // Server serves the pages.
 type Server struct {
-	store   ticketStore
-	tmpl    *templates.Set
-	log     *slog.Logger
-	ready   func(ctx context.Context) error
-	limiter *clientLimiter
-	proxies []netip.Prefix
-	mux     *http.ServeMux
+	store     portalStore
+	tmpl      *templates.Set
+	log       *slog.Logger
+	ready     func(ctx context.Context) error
+	proxies   []netip.Prefix
+	httpsBase bool
+	tempDir   string
+	limits    limits
+	// drainBytes is how much of an oversized body is read and discarded,
+	// so that the browser, still sending, gets the answer rather than a
+	// reset connection.
+	drainBytes int64
+	sessionTTL time.Duration
+
+	tokenFailures  *limiter // per client
+	lookupFailures *limiter // per client
+	ticketFailures *limiter // per tracking ID
+	submits        *limiter // per client
+	reminders      *limiter // per client
+
+	handler http.Handler
+}
+
+// limits are the upload limits, as the forms show them.
+type limits struct {
+	MaxFiles      int
+	MaxFileBytes  int64
+	MaxTotalBytes int64
+	FileSize      string
+	TotalSize     string
+}
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // New returns the web server's handler.
 func New(opts Options) *Server {
-	s := &Server{store: opts.Store, tmpl: opts.Templates, log: opts.Logger, ready: opts.Ready, proxies: opts.TrustedProxies}
+	s := &Server{
+		store: opts.Store, tmpl: opts.Templates, log: opts.Logger, ready: opts.Ready,
+		proxies: opts.TrustedProxies, tempDir: opts.TempDir,
+		sessionTTL: orDefault(opts.SessionTTL, 72*time.Hour),
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.ready == nil {
 		s.ready = opts.Store.Ping
 	}
-	perMinute := opts.TokenRate
-	if perMinute <= 0 {
-		perMinute = 30
-	}
-	s.limiter = newClientLimiter(rate.Limit(float64(perMinute)/60), perMinute)
-	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	s.limits.MaxFiles = orDefault(opts.MaxAttachments, 5)
+	s.limits.MaxFileBytes = orDefault(opts.MaxAttachmentBytes, 10<<20)
+	s.limits.MaxTotalBytes = orDefault(opts.MaxUploadBytes, 25<<20)
+	s.limits.FileSize, s.limits.TotalSize = templates.HumanSize(s.limits.MaxFileBytes), templates.HumanSize(s.limits.MaxTotalBytes)
+	s.drainBytes = 2*s.limits.MaxTotalBytes + 1<<20
+
+	perMinute := func(n int) (rate.Limit, int) { return rate.Limit(float64(n) / 60), n }
+	perHour := func(n int) (rate.Limit, int) { return rate.Limit(float64(n) / 3600), n }
+	s.tokenFailures = newLimiter(perMinute(orDefault(opts.TokenRate, 30)))
+	s.lookupFailures = newLimiter(perMinute(orDefault(opts.LookupRate, 10)))
+	s.ticketFailures = newLimiter(perHour(orDefault(opts.LookupRatePerTicket, 10)))
+	s.submits = newLimiter(perHour(orDefault(opts.SubmitRate, 10)))
+	s.reminders = newLimiter(perHour(orDefault(opts.ForgotRate, 5)))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.HandleFunc("GET /t/{token}", s.ticketPage)
-	s.mux.HandleFunc("GET /t/{token}/attachments/{id}", s.attachment)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /static/", s.static())
+	mux.HandleFunc("GET /{$}", s.home)
+	mux.HandleFunc("GET /submit", s.submitPage)
+	mux.HandleFunc("POST /submit", s.submit)
+	mux.HandleFunc("GET /lookup", s.lookupPage)
+	mux.HandleFunc("POST /lookup", s.lookup)
+	mux.HandleFunc("GET /forgot", s.forgotPage)
+	mux.HandleFunc("POST /forgot", s.forgot)
+	mux.HandleFunc("GET /t/{token}", s.openLink)
+	mux.HandleFunc("GET /ticket/{id}", s.ticketPage)
+	mux.HandleFunc("GET /ticket/{id}/attachments/{n}", s.attachment)
+	mux.HandleFunc("POST /ticket/{id}/reply", s.reply)
+	mux.HandleFunc("POST /ticket/{id}/resolve", s.resolve)
+	mux.HandleFunc("POST /ticket/{id}/reopen", s.reopen)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.discardBody(w, r)
+		s.renderError(w, r, http.StatusNotFound, "error.page_not_found", s.locale(w, r))
+	})
+
+	// Forms may be posted from our own pages only: browsers say where a
+	// request comes from, and a post from another site is refused.
+	csrf := http.NewCrossOriginProtection()
+	if u, err := url.Parse(opts.BaseURL); err == nil && u.Host != "" {
+		s.httpsBase = u.Scheme == "https"
+		if err := csrf.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
+			s.log.Warn("base URL not usable as a trusted origin", "base_url", opts.BaseURL, "err", err)
+		}
+	}
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.discardBody(w, r)
+		s.renderError(w, r, http.StatusForbidden, "error.cross_origin", s.locale(w, r))
+	}))
+	s.handler = csrf.Handler(mux)
 	return s
 }
 
+// contentSecurityPolicy allows our own style sheet, script and images and
+// nothing else: no inline script or style, no framing, forms posted here.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	s.mux.ServeHTTP(w, r)
+	if s.secure(r) {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
+	s.handler.ServeHTTP(w, r)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -107,95 +225,25 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ready")
 }
 
-// ticketByToken resolves the token of the request, answering the request
-// itself when it cannot.
-func (s *Server) ticketByToken(w http.ResponseWriter, r *http.Request) (tickets.Ticket, bool) {
-	locale := requestLocale(r)
-	// Only failures count: a customer opening their links is never held
-	// back, while someone trying tokens soon is.
-	client := s.clientKey(r)
-	if !s.limiter.ok(client) {
-		w.Header().Set("Retry-After", "60")
-		s.renderError(w, r, http.StatusTooManyRequests, "error.rate_limited", locale)
-		return tickets.Ticket{}, false
-	}
-	t, err := s.store.TicketByToken(r.Context(), r.PathValue("token"), tickets.ScopeTicket)
-	if errors.Is(err, tickets.ErrNotFound) || errors.Is(err, tickets.ErrExpired) {
-		s.limiter.failed(client)
-	}
-	switch {
-	case err == nil:
-		return t, true
-	case errors.Is(err, tickets.ErrNotFound):
-		s.renderError(w, r, http.StatusNotFound, "error.not_found", locale)
-	case errors.Is(err, tickets.ErrExpired):
-		s.renderError(w, r, http.StatusGone, "error.expired", locale)
-	default:
-		s.log.Error("look up token", "err", err)
-		s.renderError(w, r, http.StatusInternalServerError, "error.internal", locale)
-	}
-	return t, false
-}
-
-type ticketPage struct {
-	Ticket         tickets.Ticket
-	Messages       []tickets.Message
-	AttachmentBase string
-}
-
-func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.ticketByToken(w, r)
-	if !ok {
-		return
-	}
-	msgs, err := s.store.Thread(r.Context(), t.ID, false)
-	if err != nil {
-		s.log.Error("read thread", "ticket", t.TrackingID, "err", err)
-		s.renderError(w, r, http.StatusInternalServerError, "error.internal", t.Locale)
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	s.render(w, r, http.StatusOK, templates.PageTicket, t.Locale, ticketPage{
-		Ticket: t, Messages: msgs, AttachmentBase: "/t/" + r.PathValue("token") + "/attachments/",
+// static serves the style sheet and the script. Their URLs carry a hash of
+// their contents, so they may be cached for long.
+func (s *Server) static() http.Handler {
+	files := http.StripPrefix("/static/", http.FileServerFS(templates.Static()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			s.renderError(w, r, http.StatusNotFound, "error.page_not_found", s.locale(w, r))
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		files.ServeHTTP(w, r)
 	})
 }
 
-// attachment serves a file as a download, never inline: a customer's HTML or
-// SVG must not run in our origin.
-func (s *Server) attachment(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.ticketByToken(w, r)
-	if !ok {
-		return
-	}
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		s.renderError(w, r, http.StatusNotFound, "error.not_found", t.Locale)
-		return
-	}
-	a, err := s.store.Attachment(r.Context(), t.ID, id)
-	if errors.Is(err, tickets.ErrNotFound) {
-		s.renderError(w, r, http.StatusNotFound, "error.not_found", t.Locale)
-		return
-	}
-	if err != nil {
-		s.log.Error("read attachment", "ticket", t.TrackingID, "attachment", id, "err", err)
-		s.renderError(w, r, http.StatusInternalServerError, "error.internal", t.Locale)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/octet-stream")
-	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename})
-	if disposition == "" { // a name FormatMediaType cannot express
-		disposition = "attachment"
-	}
-	h.Set("Content-Disposition", disposition)
-	h.Set("Content-Length", strconv.FormatInt(a.Size, 10))
-	h.Set("Cache-Control", "private, no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	if err := s.store.WriteBlob(r.Context(), a.SHA256, w); err != nil {
-		// Headers are gone; the client sees a short body and gives up.
-		s.log.Error("send attachment", "ticket", t.TrackingID, "attachment", id, "err", err)
-	}
+// base is what every page has.
+type base struct {
+	// Title is the message key of the page's title.
+	Title     string
+	TitleData any
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page, locale string, data any) {
@@ -205,120 +253,30 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	// Pages show what a customer typed or their tickets: keep them out of
+	// shared caches and the browser's disk.
+	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	io.WriteString(w, b.String()) //nolint:errcheck // the client went away
 }
 
-type errorPage struct{ Message string }
+type errorPage struct {
+	base
+	Message     string
+	MessageData any
+	// Lookup offers the lookup form.
+	Lookup bool
+}
 
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, message, locale string) {
-	s.render(w, r, status, templates.PageError, locale, errorPage{Message: message})
+	s.render(w, r, status, templates.PageError, locale, errorPage{base: base{Title: "error.title"}, Message: message,
+		Lookup: status == http.StatusForbidden || status == http.StatusGone})
 }
 
-// localeMatcher picks one of the page languages from Accept-Language.
-var localeMatcher = language.NewMatcher([]language.Tag{language.Spanish, language.English})
-
-// requestLocale is the language a request asks for, where no ticket says.
-func requestLocale(r *http.Request) string {
-	tags, _, _ := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
-	_, i, conf := localeMatcher.Match(tags...)
-	if conf == language.No {
-		return templates.DefaultLocale
-	}
-	return []string{"es", "en"}[i]
-}
-
-// clientKey names the client a request comes from, for rate limits: its
-// address (the one X-Forwarded-For gives when the peer is a trusted proxy),
-// and for IPv6 its /64, which one host usually has whole.
-func (s *Server) clientKey(r *http.Request) string {
-	addr, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	ip := addr.Addr().Unmap()
-	if s.trusted(ip) {
-		// The last address not of a trusted proxy is the client's; the
-		// ones before it are the client's own say.
-		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-		for i := len(hops) - 1; i >= 0; i-- {
-			hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-			if err != nil {
-				break
-			}
-			ip = hop.Unmap()
-			if !s.trusted(ip) {
-				break
-			}
-		}
-	}
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
-}
-
-func (s *Server) trusted(ip netip.Addr) bool {
-	for _, p := range s.proxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// clientLimiter keeps a token bucket per client; buckets unused for ten
-// minutes are dropped.
-type clientLimiter struct {
-	limit rate.Limit
-	burst int
-
-	mu      sync.Mutex
-	clients map[string]*clientBucket
-	swept   time.Time
-}
-
-type clientBucket struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-func newClientLimiter(limit rate.Limit, burst int) *clientLimiter {
-	return &clientLimiter{limit: limit, burst: burst, clients: map[string]*clientBucket{}, swept: time.Now()}
-}
-
-func (l *clientLimiter) bucket(client string, now time.Time) *clientBucket {
-	if now.Sub(l.swept) > time.Minute {
-		for k, b := range l.clients {
-			if now.Sub(b.seen) > 10*time.Minute {
-				delete(l.clients, k)
-			}
-		}
-		l.swept = now
-	}
-	b, ok := l.clients[client]
-	if !ok {
-		b = &clientBucket{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.clients[client] = b
-	}
-	b.seen = now
-	return b
-}
-
-// ok reports whether the client may try a lookup now.
-func (l *clientLimiter) ok(client string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	return l.bucket(client, now).lim.TokensAt(now) >= 1
-}
-
-// failed counts a failed lookup against the client.
-func (l *clientLimiter) failed(client string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	l.bucket(client, now).lim.AllowN(now, 1)
+// internalError logs err and tells the visitor something failed on our side.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, locale, what string, err error, args ...any) {
+	s.log.Error(what, append(args, "path", r.URL.Path, "err", err)...)
+	s.renderError(w, r, http.StatusInternalServerError, "error.internal", locale)
 }

@@ -1,0 +1,101 @@
+// Progressive help for the pages; every page works without it.
+(function () {
+  "use strict";
+
+  // Copy the tracking ID.
+  document.querySelectorAll("[data-copy]").forEach(function (button) {
+    var target = document.querySelector(button.getAttribute("data-copy"));
+    var status = document.getElementById(button.getAttribute("data-status"));
+    if (!target || !navigator.clipboard) {
+      return;
+    }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(target.textContent.trim()).then(function () {
+        if (status) {
+          status.textContent = button.getAttribute("data-copied");
+        }
+      });
+    });
+  });
+
+  // Check the chosen files against the limits before they are sent.
+  function checkFiles(input) {
+    var files = input.files || [];
+    var maxFiles = Number(input.getAttribute("data-max-files"));
+    var maxBytes = Number(input.getAttribute("data-max-bytes"));
+    var maxTotal = Number(input.getAttribute("data-max-total"));
+    var message = "";
+    var total = 0;
+    if (files.length > maxFiles) {
+      message = input.getAttribute("data-msg-count");
+    }
+    for (var i = 0; i < files.length && !message; i++) {
+      total += files[i].size;
+      if (files[i].size > maxBytes) {
+        message = input.getAttribute("data-msg-size").replace("{name}", files[i].name);
+      }
+    }
+    if (!message && total > maxTotal) {
+      message = input.getAttribute("data-msg-total");
+    }
+    input.setCustomValidity(message);
+    var out = document.getElementById(input.id + "-check");
+    if (out) {
+      out.textContent = message;
+      out.hidden = !message;
+    }
+    return !message;
+  }
+  document.querySelectorAll("input[type=file][data-max-files]").forEach(function (input) {
+    input.addEventListener("change", function () { checkFiles(input); });
+  });
+
+  // Send forms with files with a progress bar.
+  document.querySelectorAll("form[data-progress]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.FormData || !window.XMLHttpRequest) {
+        return;
+      }
+      event.preventDefault();
+      var button = form.querySelector("button[type=submit], button:not([type])");
+      var bar = form.querySelector("progress");
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action);
+      xhr.upload.addEventListener("progress", function (e) {
+        if (bar && e.lengthComputable) {
+          bar.hidden = false;
+          bar.max = e.total;
+          bar.value = e.loaded;
+        }
+      });
+      xhr.addEventListener("load", function () {
+        // A redirect means the form was taken: go where it leads. Anything
+        // else is a page about the form (its errors): show it.
+        if (xhr.responseURL && xhr.responseURL.split("#")[0] !== form.action) {
+          window.location.assign(xhr.responseURL);
+          return;
+        }
+        document.open();
+        document.write(xhr.responseText);
+        document.close();
+      });
+      xhr.addEventListener("error", function () {
+        if (button) {
+          button.disabled = false;
+        }
+        if (bar) {
+          bar.hidden = true;
+        }
+        var out = form.querySelector("[data-send-error]");
+        if (out) {
+          out.hidden = false;
+        }
+      });
+      if (button) {
+        button.disabled = true;
+      }
+      xhr.send(new FormData(form));
+    });
+  });
+})();

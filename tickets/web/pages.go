@@ -1,0 +1,235 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/helpdeskgw/helpdesk/templates"
+	"github.com/helpdeskgw/helpdesk/tickets"
+)
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, templates.PageHome, s.locale(w, r), struct{ base }{})
+}
+
+// submitForm is what the visitor typed into the submit form.
+type submitForm struct {
+	Department, Name, Email, Subject, Message, Priority string
+	HadFiles                                            bool
+}
+
+type submitPage struct {
+	base
+	Departments []tickets.Department
+	Priorities  []tickets.Priority
+	Form        submitForm
+	Errors      formErrors
+	Limits      limits
+	MaxName     int
+	MaxSubject  int
+}
+
+// submitFields are the fields of the submit form with the bytes read of
+// each: generous, so that the store, which counts characters, is the one
+// to say a text is too long.
+func submitFields() map[string]int64 {
+	return map[string]int64{
+		"department": 200, "name": 4 * tickets.MaxNameLength, "email": 1000, "subject": 4 * tickets.MaxSubjectLength,
+		"message": 4 * tickets.MaxMessageLength, "priority": 100,
+	}
+}
+
+func (s *Server) renderSubmit(w http.ResponseWriter, r *http.Request, status int, locale string, form submitForm, errs formErrors) {
+	depts, err := s.store.Departments(r.Context())
+	if err != nil {
+		s.internalError(w, r, locale, "list departments", err)
+		return
+	}
+	if form.Priority == "" {
+		form.Priority = string(tickets.PriorityMedium)
+	}
+	s.render(w, r, status, templates.PageSubmit, locale, submitPage{
+		base: base{Title: "submit.title"}, Departments: depts, Form: form, Errors: errs, Limits: s.limits,
+		Priorities: []tickets.Priority{tickets.PriorityLow, tickets.PriorityMedium, tickets.PriorityHigh},
+		MaxName:    tickets.MaxNameLength, MaxSubject: tickets.MaxSubjectLength,
+	})
+}
+
+func (s *Server) submitPage(w http.ResponseWriter, r *http.Request) {
+	s.renderSubmit(w, r, http.StatusOK, s.locale(w, r), submitForm{Department: r.URL.Query().Get("department")}, nil)
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	locale := s.locale(w, r)
+	p, ok := s.readUpload(w, r, locale, submitFields())
+	if !ok {
+		return
+	}
+	defer p.release()
+	v := p.values
+	form := submitForm{Department: v["department"], Name: v["name"], Email: v["email"], Subject: v["subject"],
+		Message: v["message"], Priority: v["priority"], HadFiles: p.hadFiles}
+	if p.tooLarge {
+		s.renderSubmit(w, r, http.StatusRequestEntityTooLarge, locale, form, p.errs)
+		return
+	}
+	client := s.clientKey(r)
+	if !s.submits.ok(client) {
+		w.Header().Set("Retry-After", "600")
+		errs := formErrors{}
+		errs.set("form", "form.rate_limited", nil)
+		s.renderSubmit(w, r, http.StatusTooManyRequests, locale, form, errs)
+		return
+	}
+	res, err := s.store.SubmitTicket(r.Context(), tickets.WebTicket{
+		Department: form.Department, Name: form.Name, Email: form.Email, Subject: form.Subject,
+		Message: form.Message, Priority: tickets.Priority(form.Priority), Attachments: p.attachments(),
+	})
+	var fe tickets.FieldErrors
+	if errors.As(err, &fe) {
+		p.errs.fromStore(fe)
+		s.renderSubmit(w, r, http.StatusUnprocessableEntity, locale, form, p.errs)
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, locale, "submit ticket", err)
+		return
+	}
+	s.submits.spend(client)
+	s.log.Info("ticket submitted", "ticket", res.TrackingID, "attachments", len(p.files))
+	if !s.grant(w, r, locale, tickets.Grant{TicketID: res.TicketID, Via: tickets.GrantSubmit}) {
+		return
+	}
+	http.Redirect(w, r, "/ticket/"+res.TrackingID+"?created=1", http.StatusSeeOther)
+}
+
+// grant gives the visitor's session the right to a ticket and sets its
+// cookie. On failure it has answered the request.
+func (s *Server) grant(w http.ResponseWriter, r *http.Request, locale string, g tickets.Grant) bool {
+	id, err := s.store.OpenSession(r.Context(), sessionID(r), g, s.sessionTTL)
+	if err != nil {
+		s.internalError(w, r, locale, "open session", err, "ticket_id", g.TicketID)
+		return false
+	}
+	s.setSession(w, r, id)
+	return true
+}
+
+type lookupForm struct{ TrackingID, Email string }
+
+type lookupPage struct {
+	base
+	Form   lookupForm
+	Errors formErrors
+}
+
+func (s *Server) lookupPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, templates.PageLookup, s.locale(w, r), lookupPage{
+		base: base{Title: "lookup.title"}, Form: lookupForm{TrackingID: r.URL.Query().Get("tracking_id")}})
+}
+
+// lookup opens a ticket for whoever knows its tracking ID and its
+// customer's address. A failure says the same whichever was wrong, and
+// failures are limited per client and per tracking ID.
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
+	locale := s.locale(w, r)
+	values, ok := s.readSmallForm(w, r, locale)
+	if !ok {
+		return
+	}
+	form := lookupForm{TrackingID: values.Get("tracking_id"), Email: values.Get("email")}
+	again := func(status int, errs formErrors) {
+		s.render(w, r, status, templates.PageLookup, locale, lookupPage{base: base{Title: "lookup.title"}, Form: form, Errors: errs})
+	}
+	errs := formErrors{}
+	if form.TrackingID == "" {
+		errs.set("tracking_id", tickets.FieldRequired, nil)
+	}
+	if form.Email == "" {
+		errs.set("email", tickets.FieldRequired, nil)
+	}
+	if len(errs) > 0 {
+		again(http.StatusUnprocessableEntity, errs)
+		return
+	}
+	client := s.clientKey(r)
+	trackingID, idErr := tickets.ParseTrackingID(form.TrackingID)
+	if !s.lookupFailures.ok(client) || (idErr == nil && !s.ticketFailures.ok(trackingID)) {
+		w.Header().Set("Retry-After", "60")
+		errs.set("form", "error.rate_limited", nil)
+		again(http.StatusTooManyRequests, errs)
+		return
+	}
+	t, err := s.store.LookupTicket(r.Context(), form.TrackingID, form.Email)
+	if errors.Is(err, tickets.ErrNotFound) {
+		s.lookupFailures.spend(client)
+		if idErr == nil {
+			s.ticketFailures.spend(trackingID)
+		}
+		errs.set("form", "lookup.not_found", nil)
+		again(http.StatusUnprocessableEntity, errs)
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, locale, "look up ticket", err)
+		return
+	}
+	if !s.grant(w, r, locale, tickets.Grant{TicketID: t.ID, Via: tickets.GrantLookup}) {
+		return
+	}
+	http.Redirect(w, r, "/ticket/"+t.TrackingID, http.StatusSeeOther)
+}
+
+type forgotForm struct{ Email string }
+
+type forgotPage struct {
+	base
+	Form   forgotForm
+	Errors formErrors
+}
+
+func (s *Server) forgotPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, templates.PageForgot, s.locale(w, r), forgotPage{base: base{Title: "forgot.title"}})
+}
+
+// forgot mails an address the list of its open tickets. The page says the
+// same whether or not there are any.
+func (s *Server) forgot(w http.ResponseWriter, r *http.Request) {
+	locale := s.locale(w, r)
+	values, ok := s.readSmallForm(w, r, locale)
+	if !ok {
+		return
+	}
+	form := forgotForm{Email: values.Get("email")}
+	page := forgotPage{base: base{Title: "forgot.title"}, Form: form, Errors: formErrors{}}
+	email, err := tickets.ParseEmail(form.Email)
+	switch {
+	case form.Email == "":
+		page.Errors.set("email", tickets.FieldRequired, nil)
+	case err != nil:
+		page.Errors.set("email", tickets.FieldBadEmail, nil)
+	case !s.reminders.allow(s.clientKey(r)):
+		w.Header().Set("Retry-After", "600")
+		page.Errors.set("form", "form.rate_limited", nil)
+		s.render(w, r, http.StatusTooManyRequests, templates.PageForgot, locale, page)
+		return
+	}
+	if len(page.Errors) > 0 {
+		s.render(w, r, http.StatusUnprocessableEntity, templates.PageForgot, locale, page)
+		return
+	}
+	queued, err := s.store.QueueReminder(r.Context(), email, locale)
+	if err != nil {
+		s.internalError(w, r, locale, "queue reminder", err)
+		return
+	}
+	s.log.Debug("tickets reminder asked for", "queued", queued)
+	s.render(w, r, http.StatusOK, templates.PageForgotSent, locale, forgotPage{base: base{Title: "forgot.title"}, Form: forgotForm{Email: email}})
+}
+
+// toLookup sends a visitor without the right to a ticket to the lookup
+// form, the tracking ID filled in.
+func toLookup(w http.ResponseWriter, r *http.Request, trackingID string) {
+	http.Redirect(w, r, "/lookup?tracking_id="+url.QueryEscape(trackingID), http.StatusSeeOther)
+}

@@ -1,0 +1,244 @@
+package web
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/helpdeskgw/helpdesk/templates"
+	"github.com/helpdeskgw/helpdesk/tickets"
+)
+
+// openLink is where the links in our mails lead. The token gives the
+// visitor's session the right to its ticket, and the visitor goes on to
+// the ticket's page: the token stays out of the address bar, the history
+// and any Referer. The link keeps working until it expires or is revoked.
+func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
+	locale := s.locale(w, r)
+	// Only failures count: a customer opening their links is never held
+	// back, while someone trying tokens soon is.
+	client := s.clientKey(r)
+	if !s.tokenFailures.ok(client) {
+		w.Header().Set("Retry-After", "60")
+		s.renderError(w, r, http.StatusTooManyRequests, "error.rate_limited", locale)
+		return
+	}
+	token := r.PathValue("token")
+	t, err := s.store.TicketByToken(r.Context(), token, tickets.ScopeTicket)
+	switch {
+	case errors.Is(err, tickets.ErrNotFound):
+		s.tokenFailures.spend(client)
+		s.renderError(w, r, http.StatusNotFound, "error.not_found", locale)
+		return
+	case errors.Is(err, tickets.ErrExpired):
+		s.tokenFailures.spend(client)
+		s.renderError(w, r, http.StatusGone, "error.expired", locale)
+		return
+	case err != nil:
+		s.internalError(w, r, locale, "look up token", err)
+		return
+	}
+	if !s.grant(w, r, locale, tickets.Grant{TicketID: t.ID, Via: tickets.GrantToken, Token: token}) {
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, "/ticket/"+t.TrackingID, http.StatusSeeOther)
+}
+
+// sessionTicket returns the ticket the path names when the visitor's
+// session may see it: ErrNotFound otherwise, whatever the reason.
+func (s *Server) sessionTicket(r *http.Request) (tickets.Ticket, error) {
+	id, err := tickets.ParseTrackingID(r.PathValue("id"))
+	if err != nil {
+		return tickets.Ticket{}, tickets.ErrNotFound
+	}
+	return s.store.SessionTicket(r.Context(), sessionID(r), id, s.sessionTTL)
+}
+
+// ticketLocale is the language of a ticket's page: the visitor's when they
+// stated one, else the ticket's.
+func (s *Server) ticketLocale(w http.ResponseWriter, r *http.Request, t tickets.Ticket) string {
+	if l, stated := s.visitorLocale(w, r); stated {
+		return l
+	}
+	return t.Locale
+}
+
+type replyForm struct {
+	Message  string
+	HadFiles bool
+}
+
+type ticketPage struct {
+	base
+	Ticket   tickets.Ticket
+	Messages []tickets.Message
+	// Created: the visitor has just submitted the ticket.
+	Created bool
+	// Notice is the message key of what the visitor just did.
+	Notice string
+	// Form and Errors are the reply form's.
+	Form   replyForm
+	Errors formErrors
+	Limits limits
+}
+
+// notices are what a page may be told the visitor just did.
+func notice(key string) string {
+	switch key {
+	case "replied", "resolved", "reopened":
+		return "notice." + key
+	}
+	return ""
+}
+
+func (s *Server) renderTicket(w http.ResponseWriter, r *http.Request, status int, locale string, page ticketPage) {
+	msgs, err := s.store.Thread(r.Context(), page.Ticket.ID, false)
+	if err != nil {
+		s.internalError(w, r, locale, "read thread", err, "ticket", page.Ticket.TrackingID)
+		return
+	}
+	page.base = base{Title: "ticket.title", TitleData: page.Ticket}
+	page.Messages, page.Limits = msgs, s.limits
+	s.render(w, r, status, templates.PageTicket, locale, page)
+}
+
+func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
+	id, err := tickets.ParseTrackingID(r.PathValue("id"))
+	if err != nil {
+		s.renderError(w, r, http.StatusNotFound, "error.page_not_found", s.locale(w, r))
+		return
+	}
+	if id != r.PathValue("id") {
+		u := *r.URL
+		u.Path = "/ticket/" + id
+		http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
+		return
+	}
+	t, err := s.sessionTicket(r)
+	if errors.Is(err, tickets.ErrNotFound) {
+		toLookup(w, r, id)
+		return
+	}
+	locale := s.ticketLocale(w, r, t)
+	if err != nil {
+		s.internalError(w, r, locale, "session ticket", err, "ticket", id)
+		return
+	}
+	q := r.URL.Query()
+	s.renderTicket(w, r, http.StatusOK, locale, ticketPage{Ticket: t, Created: q.Get("created") == "1", Notice: notice(q.Get("notice"))})
+}
+
+// postTicket checks that the visitor may act on the ticket the path names.
+// On failure it has answered the request.
+func (s *Server) postTicket(w http.ResponseWriter, r *http.Request) (tickets.Ticket, string, bool) {
+	t, err := s.sessionTicket(r)
+	if err != nil {
+		locale := s.locale(w, r)
+		s.discardBody(w, r)
+		if errors.Is(err, tickets.ErrNotFound) {
+			s.render(w, r, http.StatusForbidden, templates.PageError, locale, errorPage{
+				base: base{Title: "error.title"}, Message: "error.no_access", Lookup: true})
+		} else {
+			s.internalError(w, r, locale, "session ticket", err)
+		}
+		return t, "", false
+	}
+	return t, s.ticketLocale(w, r, t), true
+}
+
+func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
+	t, locale, ok := s.postTicket(w, r)
+	if !ok {
+		return
+	}
+	p, ok := s.readUpload(w, r, locale, map[string]int64{"message": 4 * tickets.MaxMessageLength})
+	if !ok {
+		return
+	}
+	defer p.release()
+	page := ticketPage{Ticket: t, Form: replyForm{Message: p.values["message"], HadFiles: p.hadFiles}, Errors: p.errs}
+	if p.tooLarge {
+		s.renderTicket(w, r, http.StatusRequestEntityTooLarge, locale, page)
+		return
+	}
+	err := s.store.ReplyByCustomer(r.Context(), t.ID, tickets.CustomerReply{Message: page.Form.Message, Attachments: p.attachments()})
+	var fe tickets.FieldErrors
+	if errors.As(err, &fe) {
+		page.Errors.fromStore(fe)
+		s.renderTicket(w, r, http.StatusUnprocessableEntity, locale, page)
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, locale, "add reply", err, "ticket", t.TrackingID)
+		return
+	}
+	http.Redirect(w, r, "/ticket/"+t.TrackingID+"?notice=replied", http.StatusSeeOther)
+}
+
+func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
+	s.setStatus(w, r, "resolved", func(t tickets.Ticket) error { return s.store.ResolveByCustomer(r.Context(), t.ID) })
+}
+
+func (s *Server) reopen(w http.ResponseWriter, r *http.Request) {
+	s.setStatus(w, r, "reopened", func(t tickets.Ticket) error { return s.store.ReopenByCustomer(r.Context(), t.ID) })
+}
+
+func (s *Server) setStatus(w http.ResponseWriter, r *http.Request, done string, change func(tickets.Ticket) error) {
+	t, locale, ok := s.postTicket(w, r)
+	if !ok {
+		return
+	}
+	if _, ok := s.readSmallForm(w, r, locale); !ok {
+		return
+	}
+	if err := change(t); err != nil {
+		s.internalError(w, r, locale, "change status", err, "ticket", t.TrackingID, "to", done)
+		return
+	}
+	http.Redirect(w, r, "/ticket/"+t.TrackingID+"?notice="+done, http.StatusSeeOther)
+}
+
+// attachment serves a file as a download, never inline: a customer's HTML or
+// SVG must not run in our origin.
+func (s *Server) attachment(w http.ResponseWriter, r *http.Request) {
+	t, err := s.sessionTicket(r)
+	if errors.Is(err, tickets.ErrNotFound) {
+		s.renderError(w, r, http.StatusNotFound, "error.page_not_found", s.locale(w, r))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, s.locale(w, r), "session ticket", err)
+		return
+	}
+	locale := s.ticketLocale(w, r, t)
+	id, err := strconv.ParseInt(r.PathValue("n"), 10, 64)
+	if err != nil {
+		s.renderError(w, r, http.StatusNotFound, "error.page_not_found", locale)
+		return
+	}
+	a, err := s.store.Attachment(r.Context(), t.ID, id)
+	if errors.Is(err, tickets.ErrNotFound) {
+		s.renderError(w, r, http.StatusNotFound, "error.page_not_found", locale)
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, locale, "read attachment", err, "ticket", t.TrackingID, "attachment", id)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename})
+	if disposition == "" { // a name FormatMediaType cannot express
+		disposition = "attachment"
+	}
+	h.Set("Content-Disposition", disposition)
+	h.Set("Content-Length", strconv.FormatInt(a.Size, 10))
+	h.Set("Cache-Control", "private, no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	if err := s.store.WriteBlob(r.Context(), a.SHA256, w); err != nil {
+		// Headers are gone; the client sees a short body and gives up.
+		s.log.Error("send attachment", "ticket", t.TrackingID, "attachment", id, "err", err)
+	}
+}
