@@ -40,8 +40,11 @@ fuzz:
 	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzMediaType$$' -fuzztime $(FUZZTIME)
 
+# Each writes its table to bench/RESULTS*.md.
 bench:
 	$(GO) run ./bench/ingest
+	$(GO) run ./bench/imap
+	$(GO) run ./bench/web
 
 clean:
 	rm -rf $(BIN)
