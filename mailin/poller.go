@@ -44,7 +44,7 @@ type PollerOptions struct {
 	// mailbox left by a stopped instance is taken over. Default: 5s.
 	Refresh time.Duration
 	// Workers is how many mails of one mailbox are stored at once.
-	// Default: 16.
+	// Default: 32.
 	Workers int
 	// Batch is how many mails are fetched before they are flagged and the
 	// progress is recorded. Default: 200.
@@ -90,7 +90,7 @@ func NewPollers(opts PollerOptions) *Pollers {
 		opts.Refresh = 5 * time.Second
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 16
+		opts.Workers = 32
 	}
 	if opts.Batch <= 0 {
 		opts.Batch = 200

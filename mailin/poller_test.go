@@ -3,6 +3,7 @@ package mailin
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
+	"github.com/helpdeskgw/helpdesk/internal/smtptest"
 	"github.com/helpdeskgw/helpdesk/tickets"
 )
 
@@ -508,3 +510,36 @@ func TestCheckMailbox(t *testing.T) {
 }
 
 func writeFile(name, content string) error { return os.WriteFile(name, []byte(content), 0o600) }
+
+// A large mail goes through the spool file, not memory, and arrives whole.
+func TestPollerTakesALargeMail(t *testing.T) {
+	srv := startMemIMAP(t, imap.CapIdle, imap.CapMove)
+	site := newMailboxSite(t, srv.addr, "Processed", "s3cret")
+	attachment := bytes.Repeat([]byte("0123456789abcdef"), 3<<16) // 3 MiB
+	raw := smtptest.CRLF("From: ana@example.org\nTo: support@example.com\nSubject: Big\nMessage-ID: <big@example.org>\n" +
+		"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nSee attached.\n" +
+		"--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=dump.bin\n" +
+		"Content-Transfer-Encoding: base64\n\n" + b64Lines(attachment) + "--b--\n")
+	srv.append(t, "INBOX", raw)
+	site.run(t, "one")
+	eventually(t, "large mail moved", func() (bool, string) {
+		done := srv.folder(t, "Processed")
+		return len(done) == 1, fmt.Sprintf("%d in Processed", len(done))
+	})
+	if n := site.count(t, `SELECT count(*) FROM attachments WHERE filename = 'dump.bin' AND size = $1`, len(attachment)); n != 1 {
+		t.Errorf("attachment of %d bytes not stored whole", len(attachment))
+	}
+	if n := site.count(t, `SELECT count(*) FROM inbound WHERE raw_size = $1`, len(raw)); n != 1 {
+		t.Errorf("raw mail of %d bytes not kept whole", len(raw))
+	}
+}
+
+func b64Lines(b []byte) string {
+	s := base64.StdEncoding.EncodeToString(b)
+	var out strings.Builder
+	for len(s) > 76 {
+		out.WriteString(s[:76] + "\n")
+		s = s[76:]
+	}
+	return out.String() + s + "\n"
+}

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +36,12 @@ import (
 	"github.com/helpdeskgw/helpdesk/mailin"
 	"github.com/helpdeskgw/helpdesk/migrations"
 	"github.com/helpdeskgw/helpdesk/tickets"
+)
+
+// Settings from the flags.
+var (
+	profile        string // where the drain's CPU profile goes, if anywhere
+	workers, batch int
 )
 
 const (
@@ -52,7 +59,11 @@ func main() {
 	latencyMails := flag.Int("latency", 200, "mails appended one by one while the poller idles")
 	backlogMails := flag.Int("backlog", 10000, "4 KB mails waiting in the mailbox")
 	results := flag.String("results", "bench/RESULTS-imap.md", "where to write the Markdown table; empty: nowhere")
+	flag.IntVar(&workers, "workers", 0, "mails stored at once (0: the gateway's default)")
+	flag.IntVar(&batch, "batch", 0, "mails fetched between flags and progress records (0: the gateway's default)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the backlog drain to this file")
 	flag.Parse()
+	profile = *cpuProfile
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *latencyMails, *backlogMails, *results); err != nil {
@@ -67,6 +78,10 @@ func run(ctx context.Context, latencyMails, backlogMails int, results string) er
 		return err
 	}
 	defer os.RemoveAll(dir)
+	// PostgreSQL runs as its own user when this runs as root.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
 	fmt.Fprintln(os.Stderr, "starting PostgreSQL and Dovecot")
 	db, err := benchkit.StartDatabase(ctx, dir+"/pg", "helpdesk")
 	if err != nil {
@@ -92,6 +107,12 @@ func run(ctx context.Context, latencyMails, backlogMails int, results string) er
 		return err
 	}
 	p50, p99 := benchkit.Percentile(lat, 50), benchkit.Percentile(lat, 99)
+	fmt.Fprintf(os.Stderr, "ceiling: %d mails appended to a bare go-imap client's IDLE\n", latencyMails)
+	bareLat, err := bareIdle(ctx, srv, latencyMails)
+	if err != nil {
+		return err
+	}
+	bare50, bare99 := benchkit.Percentile(bareLat, 50), benchkit.Percentile(bareLat, 99)
 
 	fmt.Fprintf(os.Stderr, "backlog: %d mails of 4 KB\n", backlogMails)
 	raws := make([][]byte, backlogMails)
@@ -132,11 +153,14 @@ func run(ctx context.Context, latencyMails, backlogMails int, results string) er
 			"start of its APPEND until its acknowledgement is committed in the outbox. Backlog: mails of 4 KB waiting " +
 			"in the folder when the poller starts, timed until every one is a ticket, flagged \\Seen and recorded as " +
 			"progress; the ceiling is a bare go-imap `UID FETCH 1:* BODY.PEEK[]` of the same folder reading each body " +
-			"to the end, in the same run.",
+			"to the end, in the same run. The latency's ceiling is a bare go-imap client idling on a folder, timed " +
+			"from the start of an APPEND until the server's EXISTS reaches it: Dovecot gathers changes for about half a " +
+			"second before it tells idling clients, so that is the floor of any IDLE-based pickup.",
 		Rows: []benchkit.Row{
 			{Figure: fmt.Sprintf("APPEND → acknowledgement queued, p50 / p99 (%d mails, IDLE)", latencyMails),
-				Value: benchkit.Millis(p50) + " / " + benchkit.Millis(p99), Ceiling: "aim p99 < " + aimP99.String(),
-				Ratio: benchkit.Ratio(float64(p99), float64(aimP99))},
+				Value:   benchkit.Millis(p50) + " / " + benchkit.Millis(p99),
+				Ceiling: "bare go-imap IDLE: APPEND → EXISTS " + benchkit.Millis(bare50) + " / " + benchkit.Millis(bare99),
+				Ratio:   benchkit.Ratio(float64(bare99), float64(p99))},
 			{Figure: fmt.Sprintf("backlog drained into tickets (%d mails of 4 KB), mails/s", backlogMails),
 				Value: fmt.Sprintf("%.0f", drainRate), Ceiling: fmt.Sprintf("bare FETCH %.0f mails/s", bareRate),
 				Ratio: benchkit.Ratio(drainRate, bareRate)},
@@ -189,7 +213,8 @@ func (g *gateway) poll(ctx context.Context, folder string) (stop func(), err err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rcv := mailin.NewReceiver(mailin.ReceiverOptions{Store: g.store, Logger: log})
-	p := mailin.NewPollers(mailin.PollerOptions{Store: g.store, Receiver: rcv, Logger: log, Refresh: 50 * time.Millisecond})
+	p := mailin.NewPollers(mailin.PollerOptions{Store: g.store, Receiver: rcv, Logger: log, Refresh: 50 * time.Millisecond,
+		Workers: workers, Batch: batch})
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); p.Run(pctx) }()
@@ -229,7 +254,10 @@ func (g *gateway) latency(ctx context.Context, srv *dovecot.Server, n int) ([]ti
 		return nil, err
 	}
 	defer c.Close()
-	before, err := g.count(ctx, `SELECT count(*) FROM outbox`)
+	// The newest outbox row's ID, read from the primary key's end: cheap
+	// enough to ask every half millisecond.
+	const newest = `SELECT coalesce(max(id), 0) FROM outbox`
+	before, err := g.count(ctx, newest)
 	if err != nil {
 		return nil, err
 	}
@@ -251,11 +279,12 @@ func (g *gateway) latency(ctx context.Context, srv *dovecot.Server, n int) ([]ti
 			return nil, err
 		}
 		for {
-			got, err := g.count(ctx, `SELECT count(*) FROM outbox`)
+			got, err := g.count(ctx, newest)
 			if err != nil {
 				return nil, err
 			}
-			if got > before+i {
+			if got > before {
+				before = got
 				break
 			}
 			if time.Since(start) > time.Minute {
@@ -275,29 +304,107 @@ func (g *gateway) drain(ctx context.Context, n int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	stop, err := g.poll(ctx, "Backlog")
 	if err != nil {
 		return 0, err
 	}
 	defer stop()
+	// Watch the mailbox's progress (one row), not the tickets table: a
+	// count of a growing table, asked often, would slow what it measures.
 	for {
-		got, err := g.count(ctx, `SELECT count(*) FROM tickets`)
-		if err != nil {
-			return 0, err
-		}
 		mb, err := g.store.MailboxOf(ctx, "soporte")
 		if err != nil {
 			return 0, err
 		}
-		if got-before >= n && mb.Ingested >= int64(n) {
-			return time.Since(start), nil
+		if mb.Ingested >= int64(n) {
+			elapsed := time.Since(start)
+			got, err := g.count(ctx, `SELECT count(*) FROM tickets`)
+			if err != nil {
+				return 0, err
+			}
+			if got-before != n {
+				return 0, fmt.Errorf("backlog of %d mails made %d tickets", n, got-before)
+			}
+			return elapsed, nil
 		}
 		if time.Since(start) > 10*time.Minute {
-			return 0, fmt.Errorf("backlog not drained after 10 minutes: %d of %d", got-before, n)
+			return 0, fmt.Errorf("backlog not drained after 10 minutes: %d of %d", mb.Ingested, n)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// bareIdle appends n mails one by one to a folder a bare go-imap client
+// idles on, and times each until the server's EXISTS reaches the client.
+func bareIdle(ctx context.Context, srv *dovecot.Server, n int) ([]time.Duration, error) {
+	if err := srv.CreateMailbox(ctx, user, "Idle"); err != nil {
+		return nil, err
+	}
+	exists := make(chan uint32, 16)
+	opts := &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				exists <- *d.NumMessages
+			}
+		},
+	}}
+	c, err := imapclient.DialInsecure(srv.Addr(), opts)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.Login(user, password).Wait(); err != nil {
+		return nil, err
+	}
+	if _, err := c.Select("Idle", nil).Wait(); err != nil {
+		return nil, err
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		return nil, err
+	}
+	defer idle.Close()
+	appender, err := srv.Login(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	defer appender.Close()
+	var lat []time.Duration
+	for i := range n {
+		raw := mail(fmt.Sprintf("idle-%d", i), 2048)
+		start := time.Now()
+		cmd := appender.Append("Idle", int64(len(raw)), nil)
+		if _, err := cmd.Write(raw); err != nil {
+			return nil, err
+		}
+		if err := cmd.Close(); err != nil {
+			return nil, err
+		}
+		if _, err := cmd.Wait(); err != nil {
+			return nil, err
+		}
+		for got := uint32(0); got < uint32(i+1); {
+			select {
+			case got = <-exists:
+			case <-time.After(time.Minute):
+				return nil, fmt.Errorf("no EXISTS for mail %d after a minute", i)
+			}
+		}
+		lat = append(lat, time.Since(start))
+	}
+	return lat, nil
 }
 
 // bareFetch reads every body of the folder with go-imap alone (bodies
