@@ -321,6 +321,9 @@ func (p *poller) session(ctx context.Context, addr MailboxAddress) error {
 			p.log.Warn("folder UIDVALIDITY changed; rescanning it", "was", p.mb.UIDValidity, "now", sel.UIDValidity)
 		}
 		p.mb.UIDValidity, p.mb.LastUID = sel.UIDValidity, 0
+		if err := p.opts.Store.AdvanceMailbox(ctx, p.mb.ID, p.mb.UIDValidity, 0, 0); err != nil {
+			return err
+		}
 	}
 	idle := c.Caps().Has(imap.CapIdle)
 	if !idle {
@@ -376,7 +379,6 @@ func (p *poller) idle(ctx context.Context, c *imapConn) error {
 	defer timer.Stop()
 	select {
 	case <-c.wake:
-		c.signal() // sync now
 	case <-timer.C:
 	case <-c.Closed():
 		return errors.New("the server closed the connection")
