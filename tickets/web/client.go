@@ -163,20 +163,26 @@ func (l *limiter) bucket(key string, now time.Time) *rate.Limiter {
 	return b
 }
 
-// ok reports whether key has budget left, without spending it.
-func (l *limiter) ok(key string) bool {
+// take spends one event of key's budget, if there is one left, before the
+// work it guards: requests in flight at the same time cannot all pass on
+// the same budget. refund gives the event back, for outcomes that should
+// not count (a successful lookup, a failure on our side).
+func (l *limiter) take(key string) (refund func(), ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	return l.bucket(key, now).TokensAt(now) >= 1
-}
-
-// spend counts one event (a failure, a submission) against key.
-func (l *limiter) spend(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	l.bucket(key, now).AllowN(now, 1)
+	res := l.bucket(key, now).ReserveN(now, 1)
+	if !res.OK() || res.DelayFrom(now) > 0 {
+		res.CancelAt(now)
+		return func() {}, false
+	}
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		// At the time of the reservation: rate treats a reservation whose
+		// time has passed as used and would restore nothing.
+		res.CancelAt(now)
+	}, true
 }
 
 // allow spends one event of key's budget if there is one left.

@@ -74,8 +74,8 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.renderSubmit(w, r, http.StatusRequestEntityTooLarge, locale, form, p.errs)
 		return
 	}
-	client := s.clientKey(r)
-	if !s.submits.ok(client) {
+	refund, ok := s.submits.take(s.clientKey(r))
+	if !ok {
 		w.Header().Set("Retry-After", "600")
 		errs := formErrors{}
 		errs.set("form", "form.rate_limited", nil)
@@ -88,15 +88,16 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	})
 	var fe tickets.FieldErrors
 	if errors.As(err, &fe) {
+		refund()
 		p.errs.fromStore(fe)
 		s.renderSubmit(w, r, http.StatusUnprocessableEntity, locale, form, p.errs)
 		return
 	}
 	if err != nil {
+		refund()
 		s.internalError(w, r, locale, "submit ticket", err)
 		return
 	}
-	s.submits.spend(client)
 	s.log.Info("ticket submitted", "ticket", res.TrackingID, "attachments", len(p.files))
 	if !s.grant(w, r, locale, tickets.Grant{TicketID: res.TicketID, Via: tickets.GrantSubmit}) {
 		return
@@ -153,9 +154,17 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 		again(http.StatusUnprocessableEntity, errs)
 		return
 	}
-	client := s.clientKey(r)
-	trackingID, idErr := tickets.ParseTrackingID(form.TrackingID)
-	if !s.lookupFailures.ok(client) || (idErr == nil && !s.ticketFailures.ok(trackingID)) {
+	// Both budgets are spent before the lookup and refunded when it
+	// succeeds: only failures count, and parallel guesses cannot share
+	// one unspent budget.
+	refundClient, ok := s.lookupFailures.take(s.clientKey(r))
+	refundTicket := func() {}
+	if trackingID, err := tickets.ParseTrackingID(form.TrackingID); ok && err == nil {
+		if refundTicket, ok = s.ticketFailures.take(trackingID); !ok {
+			refundClient()
+		}
+	}
+	if !ok {
 		w.Header().Set("Retry-After", "60")
 		errs.set("form", "error.rate_limited", nil)
 		again(http.StatusTooManyRequests, errs)
@@ -163,14 +172,12 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := s.store.LookupTicket(r.Context(), form.TrackingID, form.Email)
 	if errors.Is(err, tickets.ErrNotFound) {
-		s.lookupFailures.spend(client)
-		if idErr == nil {
-			s.ticketFailures.spend(trackingID)
-		}
 		errs.set("form", "lookup.not_found", nil)
 		again(http.StatusUnprocessableEntity, errs)
 		return
 	}
+	refundClient()
+	refundTicket()
 	if err != nil {
 		s.internalError(w, r, locale, "look up ticket", err)
 		return

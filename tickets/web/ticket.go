@@ -18,8 +18,8 @@ func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
 	locale := s.locale(w, r)
 	// Only failures count: a customer opening their links is never held
 	// back, while someone trying tokens soon is.
-	client := s.clientKey(r)
-	if !s.tokenFailures.ok(client) {
+	refund, ok := s.tokenFailures.take(s.clientKey(r))
+	if !ok {
 		w.Header().Set("Retry-After", "60")
 		s.renderError(w, r, http.StatusTooManyRequests, "error.rate_limited", locale)
 		return
@@ -28,17 +28,17 @@ func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
 	t, err := s.store.TicketByToken(r.Context(), token, tickets.ScopeTicket)
 	switch {
 	case errors.Is(err, tickets.ErrNotFound):
-		s.tokenFailures.spend(client)
 		s.renderError(w, r, http.StatusNotFound, "error.not_found", locale)
 		return
 	case errors.Is(err, tickets.ErrExpired):
-		s.tokenFailures.spend(client)
 		s.renderError(w, r, http.StatusGone, "error.expired", locale)
 		return
 	case err != nil:
+		refund()
 		s.internalError(w, r, locale, "look up token", err)
 		return
 	}
+	refund()
 	if !s.grant(w, r, locale, tickets.Grant{TicketID: t.ID, Via: tickets.GrantToken, Token: token}) {
 		return
 	}
