@@ -99,19 +99,22 @@ func (s *Store) WriteBlob(ctx context.Context, sum []byte, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("blob %x at chunk %d: %w", sum, first, err)
 		}
-		var data []byte
-		got := 0
-		_, err = pgx.ForEachRow(rows, []any{&data}, func() error {
-			got++
+		// The window is read whole and its connection given back before
+		// any of it is written: a client that reads slowly (or never) must
+		// not hold a connection of the pool.
+		window, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		if err != nil {
+			return fmt.Errorf("blob %x at chunk %d: %w", sum, first, err)
+		}
+		if len(window) == 0 {
+			return fmt.Errorf("blob %x: chunk %d missing after %d of %d bytes", sum, first, written, size)
+		}
+		for _, data := range window {
 			n, err := w.Write(data)
 			written += int64(n)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("write blob %x: %w", sum, err)
-		}
-		if got == 0 {
-			return fmt.Errorf("blob %x: chunk %d missing after %d of %d bytes", sum, first, written, size)
+			if err != nil {
+				return fmt.Errorf("write blob %x: %w", sum, err)
+			}
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/helpdeskgw/helpdesk/templates"
 	"github.com/helpdeskgw/helpdesk/tickets"
@@ -237,8 +238,23 @@ func (s *Server) attachment(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Length", strconv.FormatInt(a.Size, 10))
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	if err := s.store.WriteBlob(r.Context(), a.SHA256, w); err != nil {
+	if err := s.store.WriteBlob(r.Context(), a.SHA256, &deadlineWriter{w: w, rc: http.NewResponseController(w)}); err != nil {
 		// Headers are gone; the client sees a short body and gives up.
 		s.log.Error("send attachment", "ticket", t.TrackingID, "attachment", id, "err", err)
 	}
+}
+
+// deadlineWriter gives each write its own deadline, so that a client that
+// stops reading is cut off instead of holding the download open forever,
+// however large the file.
+type deadlineWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+const writeStall = 30 * time.Second
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.rc.SetWriteDeadline(time.Now().Add(writeStall)) //nolint:errcheck // unsupported by test recorders only
+	return d.w.Write(p)
 }
