@@ -107,6 +107,13 @@ func (s *Store) SubmitTicket(ctx context.Context, in WebTicket) (Submitted, erro
 		if err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('tickets', 'id'))`).Scan(&nt.id); err != nil {
 			return fmt.Errorf("draw ticket ID: %w", err)
 		}
+		limited, err := webAcksLimited(ctx, tx, email)
+		if err != nil {
+			return err
+		}
+		if limited {
+			nt.automatic = fmt.Sprintf("more than %d tickets submitted on the web for this address within an hour", webAcksPerHour)
+		}
 		return createTickets(ctx, tx, []*newTicket{nt})
 	})
 	if err != nil {
@@ -114,6 +121,32 @@ func (s *Store) SubmitTicket(ctx context.Context, in WebTicket) (Submitted, erro
 	}
 	s.outboxQueued()
 	return Submitted{TicketID: nt.id, TrackingID: nt.trackingID, Email: email}, nil
+}
+
+// webAcksPerHour bounds the acknowledgements of web tickets one address
+// gets in an hour. Anyone may type anyone's address into the form: without
+// a bound per recipient, the department's address could be made to mail
+// someone over and over, whatever the per-client limits.
+const webAcksPerHour = 3
+
+// webAcksLimited reports whether the address has had its acknowledgements
+// of web tickets for the hour. The transaction holds a lock on the address
+// until it ends, so that submissions in parallel are counted one by one.
+func webAcksLimited(ctx context.Context, tx pgx.Tx, email string) (bool, error) {
+	// The lock is its own statement: a statement that waited for it would
+	// still count with the snapshot it took before the wait.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('web-ack:' || lower($1), 0))`, email); err != nil {
+		return false, fmt.Errorf("lock acknowledgements to %s: %w", email, err)
+	}
+	var n int
+	err := tx.QueryRow(ctx, `
+		SELECT count(*) FROM tickets t
+		WHERE lower(t.customer_email) = lower($1) AND t.source = 'web' AND t.created_at > now() - interval '1 hour'
+		  AND EXISTS (SELECT 1 FROM outbox o WHERE o.ticket_id = t.id AND o.kind = 'ack')`, email).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("count acknowledgements to %s: %w", email, err)
+	}
+	return n >= webAcksPerHour, nil
 }
 
 // ParseEmail checks an address a person typed and returns it as it is

@@ -294,3 +294,38 @@ func TestContentWriter(t *testing.T) {
 		t.Errorf("spooling into a missing directory: %v, want ErrSpool", err)
 	}
 }
+
+// Anyone can type anyone's address into the form: an address gets a few
+// acknowledgements of web tickets an hour, however many are submitted (in
+// parallel too); the tickets themselves are all kept.
+func TestWebAcknowledgementsPerAddressAreBounded(t *testing.T) {
+	s, pool, _ := newStore(t, tickets.Options{})
+	ctx := context.Background()
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			_, err := s.SubmitTicket(ctx, webTicket("victim@example.org"))
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(t, pool, `SELECT count(*) FROM tickets`); n != 8 {
+		t.Errorf("%d tickets, want all 8 kept", n)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM outbox WHERE kind = 'ack'`); n != 3 {
+		t.Errorf("%d acknowledgements to one address, want 3", n)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM ticket_history WHERE action = 'acknowledgement_suppressed'`); n != 5 {
+		t.Errorf("%d suppressed acknowledgements recorded, want 5", n)
+	}
+	if _, err := s.SubmitTicket(ctx, webTicket("someone.else@example.org")); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM outbox WHERE kind = 'ack' AND recipient = 'someone.else@example.org'`); n != 1 {
+		t.Error("another address is not acknowledged")
+	}
+}
