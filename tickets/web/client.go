@@ -18,6 +18,10 @@ import (
 const (
 	langCookie    = "lang"
 	sessionCookie = "helpdesk_session"
+	// Over HTTPS the session cookie carries the __Host- prefix: browsers
+	// then refuse it unless it is Secure, for this host alone and for the
+	// whole site, so a sibling subdomain cannot plant one.
+	secureSessionCookie = "__Host-" + sessionCookie
 )
 
 // localeMatcher picks one of the page languages from Accept-Language.
@@ -69,9 +73,16 @@ func (s *Server) secure(r *http.Request) bool {
 	return false
 }
 
+func (s *Server) sessionCookieName(r *http.Request) string {
+	if s.secure(r) {
+		return secureSessionCookie
+	}
+	return sessionCookie
+}
+
 // sessionID is the visitor's session cookie, or "".
-func sessionID(r *http.Request) string {
-	if c, err := r.Cookie(sessionCookie); err == nil {
+func (s *Server) sessionID(r *http.Request) string {
+	if c, err := r.Cookie(s.sessionCookieName(r)); err == nil {
 		return c.Value
 	}
 	return ""
@@ -80,7 +91,7 @@ func sessionID(r *http.Request) string {
 // setSession gives the visitor the session's cookie. It lasts until the
 // browser is closed; the session itself ends earlier when unused.
 func (s *Server) setSession(w http.ResponseWriter, r *http.Request, id string) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/",
+	http.SetCookie(w, &http.Cookie{Name: s.sessionCookieName(r), Value: id, Path: "/",
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secure(r)})
 }
 

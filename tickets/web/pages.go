@@ -108,7 +108,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 // grant gives the visitor's session the right to a ticket and sets its
 // cookie. On failure it has answered the request.
 func (s *Server) grant(w http.ResponseWriter, r *http.Request, locale string, g tickets.Grant) bool {
-	id, err := s.store.OpenSession(r.Context(), sessionID(r), g, s.sessionTTL)
+	id, err := s.store.OpenSession(r.Context(), s.sessionID(r), g, s.sessionTTL)
 	if err != nil {
 		s.internalError(w, r, locale, "open session", err, "ticket_id", g.TicketID)
 		return false

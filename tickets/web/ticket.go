@@ -54,7 +54,7 @@ func (s *Server) sessionTicket(r *http.Request) (tickets.Ticket, error) {
 	if err != nil {
 		return tickets.Ticket{}, tickets.ErrNotFound
 	}
-	return s.store.SessionTicket(r.Context(), sessionID(r), id, s.sessionTTL)
+	return s.store.SessionTicket(r.Context(), s.sessionID(r), id, s.sessionTTL)
 }
 
 // ticketLocale is the language of a ticket's page: the visitor's when they

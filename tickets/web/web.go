@@ -249,7 +249,7 @@ type base struct {
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page, locale string, data any) {
 	var b strings.Builder
 	if err := s.tmpl.RenderPage(&b, page, locale, data); err != nil {
-		s.log.Error("render page", "page", page, "path", r.URL.Path, "err", err)
+		s.log.Error("render page", "page", page, "path", logPath(r), "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -277,6 +277,15 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int,
 
 // internalError logs err and tells the visitor something failed on our side.
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, locale, what string, err error, args ...any) {
-	s.log.Error(what, append(args, "path", r.URL.Path, "err", err)...)
+	s.log.Error(what, append(args, "path", logPath(r), "err", err)...)
 	s.renderError(w, r, http.StatusInternalServerError, "error.internal", locale)
+}
+
+// logPath is the request's path as it may be logged: a link's token opens
+// a ticket, and logs are read by more people than tickets are.
+func logPath(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/t/") {
+		return "/t/…"
+	}
+	return r.URL.Path
 }

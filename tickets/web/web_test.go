@@ -354,11 +354,11 @@ func TestSessionCookieIsSecureBehindHTTPS(t *testing.T) {
 		return rec.Header().Get("Set-Cookie")
 	}
 	behindProxy := New(Options{Store: s.store, Templates: tmpl, TrustedProxies: proxies, BaseURL: "http://help.example.com"})
-	if c := cookieOf(behindProxy, "10.0.0.1:4000", "https"); !strings.Contains(c, "Secure") {
-		t.Errorf("via a trusted proxy over HTTPS: cookie %q, want Secure", c)
+	if c := cookieOf(behindProxy, "10.0.0.1:4000", "https"); !strings.Contains(c, "Secure") || !strings.HasPrefix(c, "__Host-helpdesk_session=") {
+		t.Errorf("via a trusted proxy over HTTPS: cookie %q, want Secure and the __Host- prefix", c)
 	}
-	if c := cookieOf(behindProxy, "10.0.0.1:4000", "http"); strings.Contains(c, "Secure") {
-		t.Errorf("via a trusted proxy over HTTP: cookie %q, want no Secure", c)
+	if c := cookieOf(behindProxy, "10.0.0.1:4000", "http"); strings.Contains(c, "Secure") || strings.HasPrefix(c, "__Host-") {
+		t.Errorf("via a trusted proxy over HTTP: cookie %q, want no Secure and no prefix", c)
 	}
 	if c := cookieOf(behindProxy, "192.0.2.9:4000", "https"); strings.Contains(c, "Secure") {
 		t.Errorf("an untrusted peer's X-Forwarded-Proto: cookie %q, want no Secure", c)
