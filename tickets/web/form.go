@@ -1,12 +1,14 @@
 package web
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/helpdeskgw/helpdesk/tickets"
 )
@@ -118,6 +120,8 @@ type posted struct {
 	hadFiles bool
 	// tooLarge: the form broke a size or count limit (413).
 	tooLarge bool
+	// freeSlot gives back the upload slot the form holds.
+	freeSlot func()
 }
 
 func (p *posted) attachments() []tickets.InboundAttachment {
@@ -134,7 +138,18 @@ func (p *posted) release() {
 		f.content.Close() //nolint:errcheck // a temporary file left behind is not the visitor's concern
 	}
 	p.files = nil
+	if p.freeSlot != nil {
+		p.freeSlot()
+		p.freeSlot = nil
+	}
 }
+
+// Uploads: how many may be in progress at once, and how long one may take
+// to arrive (25 MiB at 256 kbit/s).
+const (
+	maxUploads     = 32
+	uploadDeadline = 15 * time.Minute
+)
 
 // maxParts bounds the parts of a form, files and fields together.
 const maxParts = 100
@@ -167,6 +182,19 @@ func (s *Server) readUpload(w http.ResponseWriter, r *http.Request, locale strin
 		s.renderTooLarge(w, r, locale)
 		return nil, false
 	}
+	// Uploads in progress are bounded, and each must arrive within a
+	// deadline: slow senders cannot pile up goroutines and temporary
+	// files until the disk is full.
+	select {
+	case s.uploadSlots <- struct{}{}:
+		p.freeSlot = func() { <-s.uploadSlots }
+	default:
+		w.Header().Set("Retry-After", "30")
+		w.Header().Set("Connection", "close")
+		s.renderError(w, r, http.StatusServiceUnavailable, "error.busy", locale)
+		return nil, false
+	}
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadDeadline)) //nolint:errcheck // unsupported by test recorders only
 	body := &countingReader{r: r.Body, bound: s.drainBytes}
 	mr := multipart.NewReader(body, params["boundary"])
 	overLimit := func() bool { return body.n > s.limits.MaxTotalBytes }
@@ -206,7 +234,9 @@ func (s *Server) readUpload(w http.ResponseWriter, r *http.Request, locale strin
 	if overLimit() {
 		p.errs.set("attachments", "upload.total_too_large", s.limits)
 	}
-	if len(p.errs) > 0 {
+	// Files over a limit make the answer a 413 (and are dropped); a text
+	// field too long is an error of that field, which the store states too.
+	if p.errs["attachments"] != nil {
 		p.tooLarge = true
 		p.release()
 	}
@@ -229,7 +259,7 @@ func (s *Server) readPart(p *posted, part *multipart.Part, fields map[string]int
 		}
 		if int64(len(b)) > max {
 			p.errs.set(name, tickets.FieldTooLong, nil)
-			b = b[:max]
+			b = bytes.ToValidUTF8(b[:max], nil) // no character cut in half
 			if _, err := io.Copy(io.Discard, part); err != nil {
 				return err
 			}

@@ -513,3 +513,36 @@ func TestCrossOriginPostsAreRefused(t *testing.T) {
 		t.Errorf("post from the base URL's origin: %d, want 422 (taken, and the pair unknown)", rec.Code)
 	}
 }
+
+// Every way through an upload gives its slot back: far more forms than
+// there are slots, refused or accepted, never meet a busy server. A text
+// field too long is that field's error (422), not a refusal of the files.
+func TestUploadSlotsAreGivenBack(t *testing.T) {
+	s := newSite(t, Options{MaxAttachments: 1, MaxAttachmentBytes: 1000, MaxUploadBytes: 100_000})
+	v := s.visitor(t)
+	small := file{"a.txt", []byte("a")}
+	tooLong := validTicket()
+	tooLong["name"] = strings.Repeat("ñ", 5000)
+	for i := range 2 * maxUploads {
+		var p page
+		switch i % 3 {
+		case 0:
+			p = v.postMultipart("/submit", validTicket(), small, small) // too many files
+		case 1:
+			p = v.postMultipart("/submit", tooLong, small)
+			if p.status == http.StatusUnprocessableEntity && !p.has("error-name") {
+				t.Fatalf("form %d: no error next to the name", i)
+			}
+		default:
+			bad := validTicket()
+			bad["email"] = "not an address"
+			p = v.postMultipart("/submit", bad, small)
+		}
+		if p.status == http.StatusServiceUnavailable {
+			t.Fatalf("form %d: server busy: an upload slot was not given back", i)
+		}
+		if want := []int{http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusUnprocessableEntity}[i%3]; p.status != want {
+			t.Fatalf("form %d: %d, want %d", i, p.status, want)
+		}
+	}
+}

@@ -100,7 +100,9 @@ type Server struct {
 	// so that the browser, still sending, gets the answer rather than a
 	// reset connection.
 	drainBytes int64
-	sessionTTL time.Duration
+	// uploadSlots holds a value per upload in progress.
+	uploadSlots chan struct{}
+	sessionTTL  time.Duration
 
 	tokenFailures  *limiter // per client
 	lookupFailures *limiter // per client
@@ -145,6 +147,7 @@ func New(opts Options) *Server {
 	s.limits.MaxTotalBytes = orDefault(opts.MaxUploadBytes, 25<<20)
 	s.limits.FileSize, s.limits.TotalSize = templates.HumanSize(s.limits.MaxFileBytes), templates.HumanSize(s.limits.MaxTotalBytes)
 	s.drainBytes = 2*s.limits.MaxTotalBytes + 1<<20
+	s.uploadSlots = make(chan struct{}, maxUploads)
 
 	perMinute := func(n int) (rate.Limit, int) { return rate.Limit(float64(n) / 60), n }
 	perHour := func(n int) (rate.Limit, int) { return rate.Limit(float64(n) / 3600), n }
