@@ -30,6 +30,7 @@ type App struct {
 	smtp   *mailin.SMTPServer
 	imap   *mailin.Pollers
 	web    *http.Server
+	pages  *web.Server
 
 	smtpLn, httpLn net.Listener
 }
@@ -132,6 +133,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 	handler := web.New(web.Options{Store: a.store, Templates: tmpl, Logger: log.With("component", "web"),
 		Ready: a.ready, TrustedProxies: proxies, BaseURL: cfg.BaseURL, MaxAttachments: cfg.MaxAttachments,
 		MaxAttachmentBytes: cfg.MaxAttachmentBytes, MaxUploadBytes: cfg.MaxUploadBytes, SessionTTL: cfg.SessionTTL})
+	a.pages = handler
 	a.web = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -230,6 +232,7 @@ func (a *App) Run(ctx context.Context) error {
 		if err := a.web.Shutdown(sctx); err != nil {
 			a.web.Close() //nolint:errcheck // closing anyway
 		}
+		a.pages.Wait()
 	})
 	shut.Wait()
 	// The sender stops taking mail and records what it sent; a send in

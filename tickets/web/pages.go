@@ -1,9 +1,11 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/helpdeskgw/helpdesk/templates"
 	"github.com/helpdeskgw/helpdesk/tickets"
@@ -226,12 +228,19 @@ func (s *Server) forgot(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusUnprocessableEntity, templates.PageForgot, locale, page)
 		return
 	}
-	queued, err := s.store.QueueReminder(r.Context(), email, locale)
-	if err != nil {
-		s.internalError(w, r, locale, "queue reminder", err)
-		return
-	}
-	s.log.Debug("tickets reminder asked for", "queued", queued)
+	// The reminder is queued after the answer: an address with tickets
+	// takes a write and a flush to disk, one without none, and the time
+	// the answer took would tell them apart.
+	s.pending.Go(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+		defer cancel()
+		queued, err := s.store.QueueReminder(ctx, email, locale)
+		if err != nil {
+			s.log.Error("queue reminder", "err", err)
+			return
+		}
+		s.log.Debug("tickets reminder asked for", "queued", queued)
+	})
 	s.render(w, r, http.StatusOK, templates.PageForgotSent, locale, forgotPage{base: base{Title: "forgot.title"}, Form: forgotForm{Email: email}})
 }
 

@@ -434,7 +434,10 @@ func TestLookupRateLimits(t *testing.T) {
 
 func TestForgotTrackingID(t *testing.T) {
 	s := newSite(t, Options{ForgotRate: 3})
-	reminders := func() int { return s.count(t, `SELECT count(*) FROM outbox WHERE kind = 'reminder'`) }
+	reminders := func() int {
+		s.handler.Wait() // the reminder is queued after the answer
+		return s.count(t, `SELECT count(*) FROM outbox WHERE kind = 'reminder'`)
+	}
 	v := s.visitor(t)
 	if p := v.get("/forgot"); p.status != 200 || !p.has("forgot") || !strings.Contains(p.body, `name="email"`) {
 		t.Fatalf("forgot form: %d", p.status)

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -102,7 +103,9 @@ type Server struct {
 	drainBytes int64
 	// uploadSlots holds a value per upload in progress.
 	uploadSlots chan struct{}
-	sessionTTL  time.Duration
+	// pending is work started after answering a request.
+	pending    sync.WaitGroup
+	sessionTTL time.Duration
 
 	tokenFailures  *limiter // per client
 	lookupFailures *limiter // per client
@@ -203,6 +206,10 @@ func New(opts Options) *Server {
 // nothing else: no inline script or style, no framing, forms posted here.
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
 	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// Wait waits for the work the pages started after answering (reminders
+// being queued): call it after the HTTP server has shut down.
+func (s *Server) Wait() { s.pending.Wait() }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
