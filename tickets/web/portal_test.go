@@ -497,6 +497,13 @@ func TestCrossOriginPostsAreRefused(t *testing.T) {
 	if code := post("/lookup", map[string]string{"Sec-Fetch-Site": "same-site"}); code != 403 {
 		t.Errorf("lookup from a sibling site: %d, want 403", code)
 	}
+	// Every route that changes something.
+	ticket := "/ticket/" + s.ticket.TrackingID
+	for _, path := range []string{"/submit", "/lookup", "/forgot", ticket + "/reply", ticket + "/resolve", ticket + "/reopen"} {
+		if code := post(path, map[string]string{"Sec-Fetch-Site": "cross-site"}); code != 403 {
+			t.Errorf("cross-site POST %s: %d, want 403", path, code)
+		}
+	}
 	if n := s.count(t, `SELECT count(*) FROM tickets WHERE status = 'resolved'`); n != 0 {
 		t.Error("a cross-origin post resolved the ticket")
 	}
