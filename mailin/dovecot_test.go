@@ -223,3 +223,27 @@ func TestDovecotTLS(t *testing.T) {
 		t.Errorf("report %+v", r)
 	}
 }
+
+// Dovecot restarted while the poller idles: the poller reconnects and mail
+// appended afterwards is taken.
+func TestDovecotRestartedUnderIdle(t *testing.T) {
+	srv := startDovecot(t, dovecot.Options{})
+	site := newMailboxSite(t, srv.Addr(), "Processed", dovecotPassword)
+	site.run(t, "one")
+	idling := func() (bool, string) {
+		mb := mailboxState(t, site)
+		return mb.State == tickets.MailboxIdling, string(mb.State)
+	}
+	eventually(t, "idling", idling)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	appendMail(t, srv, numbered(1))
+	drained(t, srv, 1)
+	eventually(t, "idling again", idling)
+	if got := site.count(t, `SELECT count(*) FROM tickets`); got != 1 {
+		t.Errorf("%d tickets, want 1", got)
+	}
+}
