@@ -46,5 +46,12 @@ bench:
 	$(GO) run ./bench/imap
 	$(GO) run ./bench/web
 
+# Pictures every page of the web portal in Spanish and English, and two at
+# phone width, into docs/screenshots/ (the README shows them). Needs Chromium;
+# Debian's chromium-l10n gives the browser's own words in Spanish.
+.PHONY: screenshots
+screenshots:
+	HELPDESK_SCREENSHOTS=docs/screenshots $(GO) test ./cmd/helpdesk -run '^TestScreenshots$$' -count=1
+
 clean:
 	rm -rf $(BIN)
