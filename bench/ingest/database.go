@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,20 +69,6 @@ func (db *database) destroy(keep bool) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ingest: stop PostgreSQL:", err)
 	}
-}
-
-// postmasterPID reads the server's process ID from its data directory.
-func (db *database) postmasterPID() (int, error) {
-	b, err := os.ReadFile(filepath.Join(db.dir, "postmaster.pid"))
-	if err != nil {
-		return 0, fmt.Errorf("PostgreSQL's pid: %w", err)
-	}
-	first, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(first))
-	if err != nil {
-		return 0, fmt.Errorf("PostgreSQL's pid %q: %w", first, err)
-	}
-	return pid, nil
 }
 
 // settings returns the server's version and durability settings, and fails

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/helpdeskgw/helpdesk/bench/internal/benchkit"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,7 +36,7 @@ type bench struct {
 }
 
 func run(ctx context.Context, o options) error {
-	root, err := moduleRoot()
+	root, err := benchkit.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -51,7 +52,7 @@ func run(ctx context.Context, o options) error {
 	b := &bench{opts: o, tmp: tmp, res: results{started: time.Now(), opts: o, args: os.Args[1:]}}
 
 	progress("building the gateway")
-	if b.bin, err = buildGateway(ctx, root, tmp); err != nil {
+	if b.bin, err = benchkit.BuildGateway(ctx, root, tmp); err != nil {
 		return err
 	}
 	progress("generating %d mails of 4 KB and %d with a 1 MB attachment", o.mails, o.big)
@@ -71,7 +72,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	if b.pmPID, err = b.db.postmasterPID(); err != nil {
+	if b.pmPID, err = benchkit.PostmasterPID(b.db.dir); err != nil {
 		return err
 	}
 	if b.res.machine, err = describeMachine(ctx, b.db.url(gatewayDB)); err != nil {
@@ -132,15 +133,15 @@ func (b *bench) gatewayRun(ctx context.Context, small, big []message) (err error
 		return err
 	}
 	defer func() {
-		b.res.warnings = gw.warnings()
-		err = errors.Join(err, gw.stop())
+		b.res.warnings = gw.Problems()
+		err = errors.Join(err, gw.Stop())
 	}()
 	pool, err := pgxpool.New(ctx, b.db.url(gatewayDB))
 	if err != nil {
 		return fmt.Errorf("connect to the gateway's database: %w", err)
 	}
 	defer pool.Close()
-	probe := cpuProbe{gatewayPID: gw.pid(), postmasterPID: b.pmPID}
+	probe := cpuProbe{gatewayPID: gw.PID(), postmasterPID: b.pmPID}
 
 	progress("gateway: %d mails of 4 KB over %d connections", len(small), b.opts.conns)
 	if b.res.small, err = b.gatewayCase(ctx, gw, pool, small, probe, b.opts.waits || b.opts.stmts, 0); err != nil {
@@ -234,7 +235,7 @@ func (b *bench) peakRSS(ctx context.Context, nonce string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, gw.stop()) }()
+	defer func() { err = errors.Join(err, gw.Stop()) }()
 	pool, err := pgxpool.New(ctx, b.db.url(gatewayDB))
 	if err != nil {
 		return fmt.Errorf("connect to the gateway's database: %w", err)
@@ -242,10 +243,10 @@ func (b *bench) peakRSS(ctx context.Context, nonce string) (err error) {
 	defer pool.Close()
 
 	time.Sleep(time.Second) // let start-up settle
-	if b.res.rss.start, err = readMemory(gw.pid()); err != nil {
+	if b.res.rss.start, err = readMemory(gw.PID()); err != nil {
 		return err
 	}
-	load, err := sendAll(ctx, gw.smtpAddr, 1, huge, cpuProbe{gatewayPID: gw.pid(), postmasterPID: b.pmPID})
+	load, err := sendAll(ctx, gw.smtpAddr, 1, huge, cpuProbe{gatewayPID: gw.PID(), postmasterPID: b.pmPID})
 	if err != nil {
 		return err
 	}
@@ -253,7 +254,7 @@ func (b *bench) peakRSS(ctx context.Context, nonce string) (err error) {
 	if _, err := awaitDrain(ctx, pool, load.end); err != nil {
 		return err
 	}
-	if b.res.rss.end, err = readMemory(gw.pid()); err != nil {
+	if b.res.rss.end, err = readMemory(gw.PID()); err != nil {
 		return err
 	}
 	if b.res.rss.stored, err = lastAttachmentSize(ctx, pool); err != nil {
