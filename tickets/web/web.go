@@ -6,6 +6,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -287,7 +288,11 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int,
 
 // internalError logs err and tells the visitor something failed on our side.
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, locale, what string, err error, args ...any) {
-	s.log.Error(what, append(args, "path", logPath(r), "err", err)...)
+	level := slog.LevelError
+	if errors.Is(err, context.Canceled) {
+		level = slog.LevelInfo // the visitor went away
+	}
+	s.log.Log(r.Context(), level, what, append(args, "path", logPath(r), "err", err)...)
 	s.renderError(w, r, http.StatusInternalServerError, "error.internal", locale)
 }
 
