@@ -3,7 +3,6 @@ package mailin
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -519,7 +518,7 @@ func TestPollerTakesALargeMail(t *testing.T) {
 	raw := smtptest.CRLF("From: ana@example.org\nTo: support@example.com\nSubject: Big\nMessage-ID: <big@example.org>\n" +
 		"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nSee attached.\n" +
 		"--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=dump.bin\n" +
-		"Content-Transfer-Encoding: base64\n\n" + b64Lines(attachment) + "--b--\n")
+		"Content-Transfer-Encoding: base64\n\n" + smtptest.Base64Lines(attachment) + "--b--\n")
 	srv.append(t, "INBOX", raw)
 	site.run(t, "one")
 	eventually(t, "large mail moved", func() (bool, string) {
@@ -532,14 +531,4 @@ func TestPollerTakesALargeMail(t *testing.T) {
 	if n := site.count(t, `SELECT count(*) FROM inbound WHERE raw_size = $1`, len(raw)); n != 1 {
 		t.Errorf("raw mail of %d bytes not kept whole", len(raw))
 	}
-}
-
-func b64Lines(b []byte) string {
-	s := base64.StdEncoding.EncodeToString(b)
-	var out strings.Builder
-	for len(s) > 76 {
-		out.WriteString(s[:76] + "\n")
-		s = s[76:]
-	}
-	return out.String() + s + "\n"
 }

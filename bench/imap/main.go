@@ -272,14 +272,7 @@ func (g *gateway) latency(ctx context.Context, srv *dovecot.Server, n int) ([]ti
 		}
 		raw := mail(fmt.Sprintf("latency-%d", i), 2048)
 		start := time.Now()
-		cmd := c.Append("INBOX", int64(len(raw)), nil)
-		if _, err := cmd.Write(raw); err != nil {
-			return nil, err
-		}
-		if err := cmd.Close(); err != nil {
-			return nil, err
-		}
-		if _, err := cmd.Wait(); err != nil {
+		if err := appendMail(c, "INBOX", raw); err != nil {
 			return nil, err
 		}
 		for {
@@ -389,14 +382,7 @@ func bareIdle(ctx context.Context, srv *dovecot.Server, n int) ([]time.Duration,
 	for i := range n {
 		raw := mail(fmt.Sprintf("idle-%d", i), 2048)
 		start := time.Now()
-		cmd := appender.Append("Idle", int64(len(raw)), nil)
-		if _, err := cmd.Write(raw); err != nil {
-			return nil, err
-		}
-		if err := cmd.Close(); err != nil {
-			return nil, err
-		}
-		if _, err := cmd.Wait(); err != nil {
+		if err := appendMail(appender, "Idle", raw); err != nil {
 			return nil, err
 		}
 		for got := uint32(0); got < uint32(i+1); {
@@ -449,6 +435,20 @@ func bareFetch(ctx context.Context, srv *dovecot.Server, folder string, withBodi
 		return 0, err
 	}
 	return time.Since(start), nil
+}
+
+// appendMail stores raw in folder and waits for the server's answer.
+func appendMail(c *imapclient.Client, folder string, raw []byte) error {
+	cmd := c.Append(folder, int64(len(raw)), nil)
+	if _, err := cmd.Write(raw); err != nil {
+		cmd.Close()
+		return err
+	}
+	if err := cmd.Close(); err != nil {
+		return err
+	}
+	_, err := cmd.Wait()
+	return err
 }
 
 // mail is a customer's mail of about size bytes.

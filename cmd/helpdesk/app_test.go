@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
@@ -85,17 +84,6 @@ var (
 	pngBytes = append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{9, 8, 7, 0xff}, 500)...)
 )
 
-func b64(b []byte) string {
-	s := base64.StdEncoding.EncodeToString(b)
-	var out strings.Builder
-	for len(s) > 76 {
-		out.WriteString(s[:76] + "\n")
-		s = s[76:]
-	}
-	out.WriteString(s + "\n")
-	return out.String()
-}
-
 // customerMail has a text body, an HTML alternative with an inline image and
 // a PDF attachment, as a mail client would write it.
 func customerMail() []byte {
@@ -129,14 +117,14 @@ Content-Transfer-Encoding: base64
 Content-ID: <shot@x>
 Content-Disposition: inline; filename="captura.png"
 
-` + b64(pngBytes) + `--rel--
+` + smtptest.Base64Lines(pngBytes) + `--rel--
 --alt--
 --mixed
 Content-Type: application/pdf
 Content-Transfer-Encoding: base64
 Content-Disposition: attachment; filename="informe.pdf"
 
-` + b64(pdfBytes) + `--mixed--
+` + smtptest.Base64Lines(pdfBytes) + `--mixed--
 `)
 }
 

@@ -4,6 +4,7 @@ package smtptest
 
 import (
 	"bytes"
+	"encoding/base64"
 	"net"
 	"net/textproto"
 	"strings"
@@ -104,4 +105,16 @@ func (c *Conn) Quit() { c.Cmd("QUIT", 221) }
 // CRLF turns a message written with \n line ends into one with \r\n.
 func CRLF(s string) []byte {
 	return []byte(strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n"))
+}
+
+// Base64Lines encodes b as a mail body part does: base64 in lines of 76
+// characters, each ended by \n (CRLF turns them into \r\n).
+func Base64Lines(b []byte) string {
+	s := base64.StdEncoding.EncodeToString(b)
+	var out strings.Builder
+	for len(s) > 76 {
+		out.WriteString(s[:76] + "\n")
+		s = s[76:]
+	}
+	return out.String() + s + "\n"
 }
