@@ -9,10 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-// clockTick is the unit of the CPU times in /proc: USER_HZ, 100 on Linux.
-const clockTick = 10 * time.Millisecond
+	"github.com/helpdeskgw/helpdesk/bench/internal/benchkit"
+)
 
 // cpuProbe reads the CPU time used so far by the benchmark itself, the
 // gateway and PostgreSQL (the postmaster and its children), and by the
@@ -33,10 +32,10 @@ func (p cpuProbe) snapshot() cpuSnapshot {
 		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if p.gatewayPID != 0 {
-		s.gateway, _, _ = processCPU(p.gatewayPID)
+		s.gateway, _, _ = benchkit.ProcessCPU(p.gatewayPID, false)
 	}
 	if p.postmasterPID != 0 {
-		s.postgres = treeCPU(p.postmasterPID)
+		s.postgres = benchkit.TreeCPU(p.postmasterPID)
 	}
 	s.busy, s.iowait, s.all = machineCPU()
 	return s
@@ -62,47 +61,6 @@ func (s cpuSnapshot) sub(before cpuSnapshot) cpuUsage {
 	return u
 }
 
-// processCPU returns a process's user+system time and its parent's pid.
-func processCPU(pid int) (time.Duration, int, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0, 0, err
-	}
-	// The command name may hold spaces and parentheses: fields start after
-	// the last ')'.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * clockTick, ppid, nil
-}
-
-// treeCPU is the CPU time of a process and its direct children (the
-// postmaster and its backends and helpers). Children that have exited are
-// not counted: the gateway's pool and the helpers live for the whole run.
-func treeCPU(root int) time.Duration {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
-	var total time.Duration
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cpu, ppid, err := processCPU(pid)
-		if err == nil && (pid == root || ppid == root) {
-			total += cpu
-		}
-	}
-	return total
-}
-
 // machineCPU returns busy, iowait and total time of all cores from
 // /proc/stat.
 func machineCPU() (busy, iowait, all time.Duration) {
@@ -124,7 +82,7 @@ func machineCPU() (busy, iowait, all time.Duration) {
 	}
 	user, nice, system, idle, io, irq, softirq, steal := v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]
 	b := user + nice + system + irq + softirq + steal
-	return time.Duration(b) * clockTick, time.Duration(io) * clockTick, time.Duration(b+idle+io) * clockTick
+	return time.Duration(b) * benchkit.ClockTick, time.Duration(io) * benchkit.ClockTick, time.Duration(b+idle+io) * benchkit.ClockTick
 }
 
 // memory is a process's resident set, now and at its peak, from
