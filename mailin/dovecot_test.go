@@ -83,10 +83,11 @@ func TestDovecotMailWhileIdlingBecomesATicketAndIsMoved(t *testing.T) {
 	if n := site.count(t, `SELECT count(*) FROM tickets t JOIN outbox o ON o.ticket_id = t.id WHERE t.customer_email = 'customer1@example.org'`); n != 1 {
 		t.Errorf("%d acknowledged tickets for the mail, want 1", n)
 	}
-	mb := mailboxState(t, site)
-	if mb.Ingested != 1 || mb.UIDValidity == 0 || mb.LastUID == 0 {
-		t.Errorf("progress not recorded: %+v", mb)
-	}
+	// The progress is recorded once the mail is moved.
+	eventually(t, "progress recorded", func() (bool, string) {
+		mb := mailboxState(t, site)
+		return mb.Ingested == 1 && mb.UIDValidity != 0 && mb.LastUID != 0, fmt.Sprintf("%+v", mb)
+	})
 }
 
 func TestDovecotBacklogIsDrainedExactlyOnce(t *testing.T) {
@@ -177,6 +178,11 @@ func TestDovecotTwoPollersNeverBothIngest(t *testing.T) {
 	}
 	drained(t, srv, 30)
 	a, b := first.Stats(site.mb.ID), second.Stats(site.mb.ID)
+	// The counts follow the moves and the recorded progress.
+	eventually(t, "all mail counted", func() (bool, string) {
+		n := a.Ingested.Load() + b.Ingested.Load()
+		return n == 30, fmt.Sprintf("%d counted", n)
+	})
 	if a.Ingested.Load()+b.Ingested.Load() != 30 || (a.Sessions.Load() > 0 && b.Sessions.Load() > 0) {
 		t.Errorf("first: %d sessions, %d mails; second: %d sessions, %d mails; want one of them to do it all",
 			a.Sessions.Load(), a.Ingested.Load(), b.Sessions.Load(), b.Ingested.Load())
