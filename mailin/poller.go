@@ -232,9 +232,16 @@ type poller struct {
 	mb    tickets.Mailbox
 	log   *slog.Logger
 	stats *PollerStats
+	// recorded is the state last written, so that a poller idling
+	// between mails does not write it again for every mail.
+	recorded tickets.MailboxState
 }
 
 func (p *poller) setState(ctx context.Context, state tickets.MailboxState, err error) {
+	if state == p.recorded && err == nil {
+		return
+	}
+	p.recorded = state
 	errText, holder := "", p.opts.Holder
 	if err != nil {
 		errText = err.Error()
@@ -339,6 +346,10 @@ func (p *poller) session(ctx context.Context, addr MailboxAddress) error {
 	}
 	p.log.Info("mailbox connected", "uidvalidity", sel.UIDValidity, "messages", sel.NumMessages, "idle", idle,
 		"move", c.Caps().Has(imap.CapMove), "last_uid", p.mb.LastUID)
+	// Connected while the first sync takes what waited; after that the
+	// state stays idling (or polling) while new mail is taken: a write
+	// per mail would cost more than it tells.
+	p.setState(ctx, tickets.MailboxConnected, nil)
 	for {
 		// Notifications that arrive while syncing leave a value in wake:
 		// the wait below then ends at once and syncs again.
@@ -346,7 +357,6 @@ func (p *poller) session(ctx context.Context, addr MailboxAddress) error {
 		case <-c.wake:
 		default:
 		}
-		p.setState(ctx, tickets.MailboxConnected, nil)
 		if err := p.sync(ctx, c); err != nil {
 			return err
 		}
