@@ -111,9 +111,9 @@ func (c *imapConn) signal() {
 	}
 }
 
-// selectFolder opens the folder read-write.
-func (c *imapConn) selectFolder(folder string) (*imap.SelectData, error) {
-	sel, err := c.Select(folder, nil).Wait()
+// selectFolder opens the folder, read-write unless readOnly.
+func (c *imapConn) selectFolder(folder string, readOnly bool) (*imap.SelectData, error) {
+	sel, err := c.Select(folder, &imap.SelectOptions{ReadOnly: readOnly}).Wait()
 	if err != nil {
 		var imapErr *imap.Error
 		if errors.As(err, &imapErr) {
@@ -170,13 +170,9 @@ func CheckMailbox(ctx context.Context, mb tickets.Mailbox, lookupEnv func(string
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	r.IDLE, r.MOVE = c.Caps().Has(imap.CapIdle), c.Caps().Has(imap.CapMove)
-	sel, err := c.Select(addr.Folder, &imap.SelectOptions{ReadOnly: true}).Wait()
+	sel, err := c.selectFolder(addr.Folder, true)
 	if err != nil {
-		var imapErr *imap.Error
-		if errors.As(err, &imapErr) {
-			return r, fmt.Errorf("cannot open folder %q: %s", addr.Folder, describeIMAPError(imapErr))
-		}
-		return r, fmt.Errorf("open folder %q: %w", addr.Folder, err)
+		return r, err
 	}
 	r.Messages, r.UIDValidity, r.UIDNext = sel.NumMessages, sel.UIDValidity, uint32(sel.UIDNext)
 	if mb.MoveTo != "" {

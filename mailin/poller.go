@@ -307,7 +307,7 @@ func (p *poller) session(ctx context.Context, addr MailboxAddress) error {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	p.stats.Sessions.Add(1)
-	sel, err := c.selectFolder(addr.Folder)
+	sel, err := c.selectFolder(addr.Folder, false)
 	if err != nil {
 		return err
 	}
