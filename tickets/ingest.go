@@ -42,6 +42,46 @@ type InboundMail struct {
 	// Automatic, when set, says why the sender is a machine (for example
 	// "Auto-Submitted: auto-replied"); no acknowledgement is sent to it.
 	Automatic string
+
+	// NewText is Text without the quoted history: what a reply held as a
+	// draft proposes to add.
+	NewText string
+	// SubjectTracking is the tracking ID the subject's tag names, in its
+	// canonical form; "" when there is none.
+	SubjectTracking string
+	// Bounce, when set, is a delivery report about a mail.
+	Bounce *Bounce
+	// Auth is what was found about who really sent the mail.
+	Auth Auth
+}
+
+// Bounce is what a delivery status notification says.
+type Bounce struct {
+	// OriginalMessageID is the Message-ID of the mail that bounced, when
+	// the report returns it.
+	OriginalMessageID string
+	Recipients        []BouncedRecipient
+}
+
+// BouncedRecipient is one recipient a delivery report is about.
+type BouncedRecipient struct {
+	Address    string
+	Action     string // failed, delayed, delivered, relayed, expanded
+	Status     string // e.g. 5.1.1
+	Diagnostic string
+}
+
+// failed reports whether delivery to the recipient failed for good.
+func (r BouncedRecipient) failed() bool {
+	return r.Action == "failed" || strings.HasPrefix(r.Status, "5.")
+}
+
+// Auth holds the SPF, DKIM and DMARC verdicts on a mail ("pass", "fail",
+// "none", …; "" when not evaluated) and a line for people saying what was
+// checked.
+type Auth struct {
+	SPF, DKIM, DMARC string
+	Detail           string
 }
 
 // InboundAttachment is one file part of an inbound mail.
@@ -60,6 +100,14 @@ const (
 	DispositionTicket      Disposition = "ticket"
 	DispositionDuplicate   Disposition = "duplicate"
 	DispositionQuarantined Disposition = "quarantined"
+	// DispositionDraft is a reply to a mail we sent, held for the ticket's
+	// owner to review and post.
+	DispositionDraft Disposition = "draft"
+	// DispositionAutoReply is an automatic answer (out of office, …) to a
+	// mail we sent, recorded against its ticket.
+	DispositionAutoReply Disposition = "auto_reply"
+	// DispositionBounce is a delivery report about a mail we sent.
+	DispositionBounce Disposition = "bounce"
 )
 
 // IngestResult tells what IngestMail did.
@@ -70,6 +118,10 @@ type IngestResult struct {
 	TicketID    int64
 	TrackingID  string
 	AckQueued   bool
+	// DraftID is the held draft a reply became.
+	DraftID int64
+	// NoticeQueued says the ticket's owner is mailed about the draft.
+	NoticeQueued bool
 }
 
 // dedupeKey identifies a mail across deliveries: its Message-ID with the
@@ -147,7 +199,7 @@ func threadReferences(refs []string, parent string) []string {
 // original.
 func storable(in *InboundMail) *InboundMail {
 	c := *in
-	for _, p := range []*string{&c.Text, &c.HTML} {
+	for _, p := range []*string{&c.Text, &c.HTML, &c.NewText} {
 		*p = cleanText(*p)
 	}
 	for _, f := range []struct {
@@ -156,6 +208,7 @@ func storable(in *InboundMail) *InboundMail {
 	}{
 		{&c.Subject, 500}, {&c.From.Name, 200}, {&c.From.Email, 320}, {&c.EnvelopeFrom, 320}, {&c.EnvelopeTo, 2000},
 		{&c.MessageID, 1000}, {&c.InReplyTo, 1000}, {&c.SourceRef, 300}, {&c.Automatic, 300},
+		{&c.Auth.SPF, 20}, {&c.Auth.DKIM, 20}, {&c.Auth.DMARC, 20}, {&c.Auth.Detail, 1000},
 	} {
 		*f.p = oneLine(*f.p, f.max)
 	}
@@ -166,6 +219,18 @@ func storable(in *InboundMail) *InboundMail {
 	c.ParseProblems = make([]string, len(in.ParseProblems))
 	for i, p := range in.ParseProblems {
 		c.ParseProblems[i] = cleanText(p)
+	}
+	if in.Bounce != nil {
+		b := *in.Bounce
+		b.OriginalMessageID = oneLine(b.OriginalMessageID, 1000)
+		b.Recipients = make([]BouncedRecipient, len(in.Bounce.Recipients))
+		for i, r := range in.Bounce.Recipients {
+			b.Recipients[i] = BouncedRecipient{
+				Address: oneLine(r.Address, 320), Action: oneLine(strings.ToLower(r.Action), 20),
+				Status: oneLine(r.Status, 20), Diagnostic: oneLine(r.Diagnostic, 500),
+			}
+		}
+		c.Bounce = &b
 	}
 	c.Attachments = make([]InboundAttachment, len(in.Attachments))
 	for i, a := range in.Attachments {

@@ -20,7 +20,7 @@ func (s *Store) ingestTx(ctx context.Context, mails []*InboundMail) ([]IngestRes
 	var res []IngestResult
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		res, err = ingest(ctx, tx, mails)
+		res, err = ingest(ctx, tx, mails, s.limits)
 		return err
 	})
 	return res, err
@@ -31,10 +31,11 @@ type batch struct {
 	mails     []*InboundMail
 	keys      []string
 	customers []string
+	routes    []route
 	res       []IngestResult
 }
 
-func ingest(ctx context.Context, tx pgx.Tx, mails []*InboundMail) ([]IngestResult, error) {
+func ingest(ctx context.Context, tx pgx.Tx, mails []*InboundMail, limits Limits) ([]IngestResult, error) {
 	b := &batch{
 		mails:     make([]*InboundMail, len(mails)),
 		keys:      make([]string, len(mails)),
@@ -46,8 +47,11 @@ func ingest(ctx context.Context, tx pgx.Tx, mails []*InboundMail) ([]IngestResul
 		b.keys[i] = dedupeKey(b.mails[i])
 		b.customers[i] = customerAddress(b.mails[i])
 	}
+	if err := b.route(ctx, tx, limits); err != nil {
+		return nil, err
+	}
 	// Every mail's raw source is kept, duplicates' and quarantined ones'
-	// too; files only for the mails that become tickets.
+	// too; files only for the mails that become tickets or drafts.
 	raws := make([]Content, len(b.mails))
 	for i, in := range b.mails {
 		raws[i] = in.Raw
@@ -61,7 +65,7 @@ func ingest(ctx context.Context, tx pgx.Tx, mails []*InboundMail) ([]IngestResul
 	}
 	var files []Content
 	for _, i := range firsts {
-		if b.res[i].Disposition == DispositionTicket {
+		if d := b.res[i].Disposition; d == DispositionTicket || d == DispositionDraft {
 			for _, a := range b.mails[i].Attachments {
 				files = append(files, a.Content)
 			}
@@ -71,6 +75,12 @@ func ingest(ctx context.Context, tx pgx.Tx, mails []*InboundMail) ([]IngestResul
 		return nil, err
 	}
 	if err := b.createTickets(ctx, tx, firsts); err != nil {
+		return nil, err
+	}
+	if err := b.holdDrafts(ctx, tx, firsts, limits.DraftTTL); err != nil {
+		return nil, err
+	}
+	if err := b.recordAnswers(ctx, tx, firsts); err != nil {
 		return nil, err
 	}
 	if err := b.recordDuplicates(ctx, tx); err != nil {
@@ -154,29 +164,35 @@ func (b *batch) claim(ctx context.Context, tx pgx.Tx) ([]int, error) {
 		return cmp.Or(cmp.Compare(b.mails[i].Department.ID, b.mails[j].Department.ID), strings.Compare(b.keys[i], b.keys[j]))
 	})
 	cols := b.inboundColumns(order)
-	var disps, reasons, problems []string
+	var disps, reasons, problems, spf, dkim, dmarc, authDetail []string
+	var linked []int64
 	for _, i := range order {
-		disp, reason := DispositionTicket, ""
-		if b.customers[i] == "" {
-			disp, reason = DispositionQuarantined, "no sender address to answer (From: and envelope sender unusable)"
-		}
-		b.res[i].Disposition, b.res[i].Reason = disp, reason
-		disps, reasons = append(disps, string(disp)), append(reasons, reason)
-		problems = append(problems, strings.Join(b.mails[i].ParseProblems, "\n"))
+		r, in := b.routes[i], b.mails[i]
+		b.res[i].Disposition, b.res[i].Reason = r.disposition, r.reason
+		disps, reasons = append(disps, string(r.disposition)), append(reasons, r.reason)
+		problems = append(problems, strings.Join(in.ParseProblems, "\n"))
+		spf, dkim, dmarc, authDetail = append(spf, in.Auth.SPF), append(dkim, in.Auth.DKIM), append(dmarc, in.Auth.DMARC), append(authDetail, in.Auth.Detail)
+		linked = append(linked, r.ticketID)
 	}
 	// A mail that will become a ticket draws the ticket's ID here, so that
 	// its row is written once, complete.
 	rows, err := tx.Query(ctx, `
 		INSERT INTO inbound (source, source_ref, department_id, envelope_from, envelope_to, message_id, dedupe_key,
-		                     from_address, subject, raw_sha256, raw_size, disposition, reason, parse_problems, ticket_id)
-		SELECT *, CASE WHEN x.disposition = 'ticket' THEN nextval(pg_get_serial_sequence('tickets', 'id')) END
+		                     from_address, subject, raw_sha256, raw_size, disposition, reason, parse_problems,
+		                     auth_spf, auth_dkim, auth_dmarc, auth_detail, ticket_id)
+		SELECT x.source, x.source_ref, x.department_id, x.envelope_from, x.envelope_to, x.message_id, x.dedupe_key,
+		       x.from_address, x.subject, x.raw_sha256, x.raw_size, x.disposition, x.reason, x.parse_problems,
+		       x.spf, x.dkim, x.dmarc, x.auth_detail,
+		       CASE WHEN x.disposition = 'ticket' THEN nextval(pg_get_serial_sequence('tickets', 'id')) ELSE nullif(x.linked, 0) END
 		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
-		            $8::text[], $9::text[], $10::bytea[], $11::bigint[], $12::text[], $13::text[], $14::text[])
+		            $8::text[], $9::text[], $10::bytea[], $11::bigint[], $12::text[], $13::text[], $14::text[],
+		            $15::text[], $16::text[], $17::text[], $18::text[], $19::bigint[])
 		     AS x(source, source_ref, department_id, envelope_from, envelope_to, message_id, dedupe_key,
-		          from_address, subject, raw_sha256, raw_size, disposition, reason, parse_problems)
+		          from_address, subject, raw_sha256, raw_size, disposition, reason, parse_problems,
+		          spf, dkim, dmarc, auth_detail, linked)
 		ON CONFLICT (department_id, dedupe_key) WHERE disposition <> 'duplicate' DO NOTHING
 		RETURNING id, department_id, dedupe_key, coalesce(ticket_id, 0)`,
-		append(cols.args(), disps, reasons, problems)...)
+		append(cols.args(), disps, reasons, problems, spf, dkim, dmarc, authDetail, linked)...)
 	if err != nil {
 		return nil, fmt.Errorf("record %d inbound mails: %w", n, err)
 	}
@@ -224,7 +240,7 @@ func (b *batch) createTickets(ctx context.Context, tx pgx.Tx, claimed []int) err
 			id: b.res[i].TicketID, inboundID: b.res[i].InboundID, department: in.Department, source: "email",
 			priority: PriorityMedium, subject: in.Subject, customerName: in.From.Name, customerEmail: b.customers[i],
 			text: in.Text, html: in.HTML, mailMessageID: in.MessageID, references: in.References,
-			automatic: in.Automatic, attachments: in.Attachments,
+			automatic: b.routes[i].noAck, attachments: in.Attachments,
 		})
 		idx = append(idx, i)
 	}
@@ -233,6 +249,9 @@ func (b *batch) createTickets(ctx context.Context, tx pgx.Tx, claimed []int) err
 	}
 	for k, i := range idx {
 		b.res[i].TrackingID, b.res[i].AckQueued = list[k].trackingID, list[k].automatic == ""
+		if b.res[i].Reason == "" && list[k].automatic != "" {
+			b.res[i].Reason = "not acknowledged: " + list[k].automatic
+		}
 	}
 	return nil
 }

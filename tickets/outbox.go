@@ -18,6 +18,9 @@ const (
 	// KindReminder lists a customer's open tickets, each with a link, for
 	// one who lost the tracking IDs.
 	KindReminder MailKind = "reminder"
+	// KindDraftNotice tells a ticket's owner that a reply to our mail waits
+	// for them to review and post it.
+	KindDraftNotice MailKind = "draft_notice"
 )
 
 // OutboxMail is a queued mail with what is needed to write it.
@@ -41,6 +44,9 @@ type OutboxMail struct {
 	Token string
 	// Listed are a reminder's tickets, each with a token of its own.
 	Listed []ListedTicket
+	// Draft is the held reply a notice is about; its Token confirms that
+	// draft (and opens the ticket) until the draft expires.
+	Draft *Draft
 }
 
 // ListedTicket is one ticket a mail lists, with the token that opens it.
@@ -87,11 +93,14 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 		if err := listTickets(ctx, tx, mails); err != nil {
 			return err
 		}
+		if err := draftTokens(ctx, tx, mails); err != nil {
+			return err
+		}
 		// A token for each mail's ticket, or for each ticket a reminder
 		// lists.
 		var ticketIDs []int64
 		for _, m := range mails {
-			if m.Kind != KindReminder {
+			if m.Kind == KindAck {
 				ticketIDs = append(ticketIDs, m.Ticket.ID)
 			}
 			for _, l := range m.Listed {
@@ -103,7 +112,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 			return err
 		}
 		for i := range mails {
-			if mails[i].Kind != KindReminder {
+			if mails[i].Kind == KindAck {
 				mails[i].Token, tokens = tokens[0], tokens[1:]
 			}
 			for j := range mails[i].Listed {
@@ -116,6 +125,51 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
 	return mails, nil
+}
+
+// draftTokens reads the drafts the notices among mails are about and issues
+// each a token scoped to its draft, valid while the draft waits.
+func draftTokens(ctx context.Context, tx pgx.Tx, mails []OutboxMail) error {
+	var outboxIDs []int64
+	byID := map[int64]int{}
+	for i, m := range mails {
+		if m.Kind == KindDraftNotice {
+			outboxIDs = append(outboxIDs, m.ID)
+			byID[m.ID] = i
+		}
+	}
+	if len(outboxIDs) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT o.id, `+draftColumns+` FROM outbox o JOIN drafts d ON d.id = o.draft_id WHERE o.id = ANY($1)`, outboxIDs)
+	if err != nil {
+		return fmt.Errorf("drafts of notices: %w", err)
+	}
+	var outboxID int64
+	var d Draft
+	var hashes [][]byte
+	var ticketIDs, draftIDs []int64
+	var expires []time.Time
+	_, err = pgx.ForEachRow(rows, append([]any{&outboxID}, draftDest(&d)...), func() error {
+		m := &mails[byID[outboxID]]
+		dc := d
+		m.Draft = &dc
+		var hash []byte
+		m.Token, hash = newToken()
+		hashes, ticketIDs, draftIDs, expires = append(hashes, hash), append(ticketIDs, d.TicketID), append(draftIDs, d.ID), append(expires, d.ExpiresAt)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("drafts of notices: %w", err)
+	}
+	_, err = tx.Exec(ctx, `
+		INSERT INTO tokens (hash, scope, ticket_id, draft_id, expires_at)
+		SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[])`,
+		hashes, repeat(string(ScopeDraft), len(hashes)), ticketIDs, draftIDs, expires)
+	if err != nil {
+		return fmt.Errorf("issue %d draft tokens: %w", len(hashes), err)
+	}
+	return nil
 }
 
 // listTickets reads the tickets the reminders among mails list.

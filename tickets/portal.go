@@ -107,12 +107,12 @@ func (s *Store) SubmitTicket(ctx context.Context, in WebTicket) (Submitted, erro
 		if err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('tickets', 'id'))`).Scan(&nt.id); err != nil {
 			return fmt.Errorf("draw ticket ID: %w", err)
 		}
-		limited, err := webAcksLimited(ctx, tx, email)
+		limited, err := acksLimited(ctx, tx, email, s.limits.AcksPerAddress)
 		if err != nil {
 			return err
 		}
 		if limited {
-			nt.automatic = fmt.Sprintf("more than %d tickets submitted on the web for this address within an hour", webAcksPerHour)
+			nt.automatic = fmt.Sprintf("more than %d acknowledgements to this address within an hour", s.limits.AcksPerAddress)
 		}
 		return createTickets(ctx, tx, []*newTicket{nt})
 	})
@@ -123,30 +123,26 @@ func (s *Store) SubmitTicket(ctx context.Context, in WebTicket) (Submitted, erro
 	return Submitted{TicketID: nt.id, TrackingID: nt.trackingID, Email: email}, nil
 }
 
-// webAcksPerHour bounds the acknowledgements of web tickets one address
-// gets in an hour. Anyone may type anyone's address into the form: without
-// a bound per recipient, the department's address could be made to mail
-// someone over and over, whatever the per-client limits.
-const webAcksPerHour = 3
-
-// webAcksLimited reports whether the address has had its acknowledgements
-// of web tickets for the hour. The transaction holds a lock on the address
-// until it ends, so that submissions in parallel are counted one by one.
-func webAcksLimited(ctx context.Context, tx pgx.Tx, email string) (bool, error) {
+// acksLimited reports whether the address has had its acknowledgements
+// for the hour. Anyone may type anyone's address into the form: without a
+// bound per recipient, the department's address could be made to mail
+// someone over and over, whatever the per-client limits. The transaction
+// holds the lock mail ingest takes on the address until it ends, so that
+// tickets in parallel, from the web or by mail, are counted one by one.
+func acksLimited(ctx context.Context, tx pgx.Tx, email string, limit int) (bool, error) {
 	// The lock is its own statement: a statement that waited for it would
 	// still count with the snapshot it took before the wait.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('web-ack:' || lower($1), 0))`, email); err != nil {
-		return false, fmt.Errorf("lock acknowledgements to %s: %w", email, err)
+	if err := lockKeys(ctx, tx, "sender:", []string{email}); err != nil {
+		return false, err
 	}
 	var n int
 	err := tx.QueryRow(ctx, `
-		SELECT count(*) FROM tickets t
-		WHERE lower(t.customer_email) = lower($1) AND t.source = 'web' AND t.created_at > now() - interval '1 hour'
-		  AND EXISTS (SELECT 1 FROM outbox o WHERE o.ticket_id = t.id AND o.kind = 'ack')`, email).Scan(&n)
+		SELECT count(*) FROM outbox
+		WHERE kind = 'ack' AND lower(recipient) = lower($1) AND created_at > now() - interval '1 hour'`, email).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("count acknowledgements to %s: %w", email, err)
 	}
-	return n >= webAcksPerHour, nil
+	return n >= limit, nil
 }
 
 // ParseEmail checks an address a person typed and returns it as it is
@@ -257,47 +253,58 @@ func (s *Store) ReplyByCustomer(ctx context.Context, ticketID int64, r CustomerR
 		return fmt.Errorf("reply to ticket %d: %w", ticketID, errs)
 	}
 	atts := storableAttachments(r.Attachments)
-	var names, types []string
-	var sizes []int64
-	var sums [][]byte
-	for _, a := range atts {
-		names, types, sizes, sums = append(names, a.Filename), append(types, a.ContentType), append(sizes, a.Content.Size), append(sums, a.Content.SHA256[:])
-	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := putBlobs(ctx, tx, attachmentContents(atts)); err != nil {
 			return err
 		}
-		var messageID int64
-		err := tx.QueryRow(ctx, `
-			WITH old AS (
-				SELECT id, status, customer_name, customer_email FROM tickets WHERE id = $1 FOR UPDATE
-			), u AS (
-				UPDATE tickets t SET status = 'waiting_reply', updated_at = now() FROM old WHERE t.id = old.id
-			), m AS (
-				INSERT INTO messages (ticket_id, author_kind, author_name, author_email, body_text)
-				SELECT id, 'customer', customer_name, customer_email, $2 FROM old
-				RETURNING id, ticket_id
-			), a AS (
-				INSERT INTO attachments (message_id, ticket_id, filename, content_type, size, sha256)
-				SELECT m.id, m.ticket_id, y.filename, y.content_type, y.size, y.sha256
-				FROM m, unnest($3::text[], $4::text[], $5::bigint[], $6::bytea[]) WITH ORDINALITY AS y(filename, content_type, size, sha256, ord)
-				ORDER BY y.ord
-			), h AS (
-				INSERT INTO ticket_history (ticket_id, actor, action, old_value, new_value)
-				SELECT old.id, 'customer:' || old.customer_email, 'message', '', m.id::text FROM old, m
-				UNION ALL
-				SELECT id, 'customer:' || customer_email, 'status', status, 'waiting_reply' FROM old WHERE status <> 'waiting_reply'
-			)
-			SELECT id FROM m`, ticketID, text, names, types, sizes, sums).Scan(&messageID)
-		if err != nil {
-			return notFound(err, "add message")
-		}
-		return nil
+		_, err := addCustomerMessage(ctx, tx, ticketID, text, atts, 0)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("reply to ticket %d: %w", ticketID, err)
 	}
 	return nil
+}
+
+// addCustomerMessage adds a message by the ticket's customer, with files
+// stored already, sets the ticket waiting for an agent, and records both in
+// the history. inboundID is the mail it came from, or 0.
+func addCustomerMessage(ctx context.Context, tx pgx.Tx, ticketID int64, text string, atts []InboundAttachment, inboundID int64) (int64, error) {
+	var names, types, cids []string
+	var inline []bool
+	var sizes []int64
+	var sums [][]byte
+	for _, a := range atts {
+		names, types, cids, inline = append(names, a.Filename), append(types, a.ContentType), append(cids, a.ContentID), append(inline, a.Inline)
+		sizes, sums = append(sizes, a.Content.Size), append(sums, a.Content.SHA256[:])
+	}
+	var messageID int64
+	err := tx.QueryRow(ctx, `
+		WITH old AS (
+			SELECT id, status, customer_name, customer_email FROM tickets WHERE id = $1 FOR UPDATE
+		), u AS (
+			UPDATE tickets t SET status = 'waiting_reply', updated_at = now() FROM old WHERE t.id = old.id
+		), m AS (
+			INSERT INTO messages (ticket_id, author_kind, author_name, author_email, body_text, inbound_id)
+			SELECT id, 'customer', customer_name, customer_email, $2, nullif($9::bigint, 0) FROM old
+			RETURNING id, ticket_id
+		), a AS (
+			INSERT INTO attachments (message_id, ticket_id, filename, content_type, content_id, inline, size, sha256)
+			SELECT m.id, m.ticket_id, y.filename, y.content_type, y.content_id, y.inline, y.size, y.sha256
+			FROM m, unnest($3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[], $8::boolean[])
+			        WITH ORDINALITY AS y(filename, content_type, size, sha256, content_id, inline, ord)
+			ORDER BY y.ord
+		), h AS (
+			INSERT INTO ticket_history (ticket_id, actor, action, old_value, new_value)
+			SELECT old.id, 'customer:' || old.customer_email, 'message', '', m.id::text FROM old, m
+			UNION ALL
+			SELECT id, 'customer:' || customer_email, 'status', status, 'waiting_reply' FROM old WHERE status <> 'waiting_reply'
+		)
+		SELECT id FROM m`, ticketID, text, names, types, sizes, sums, cids, inline, inboundID).Scan(&messageID)
+	if err != nil {
+		return 0, notFound(err, "add message")
+	}
+	return messageID, nil
 }
 
 // ResolveByCustomer marks a ticket resolved on its customer's word. A

@@ -112,6 +112,7 @@ type Store struct {
 	pool         *pgxpool.Pool
 	log          *slog.Logger
 	tokenTTL     time.Duration
+	limits       Limits
 	outboxQueued func()
 	queue        ingestQueue
 }
@@ -126,6 +127,49 @@ type Options struct {
 	// OutboxQueued, when set, is called after a transaction that queued mail
 	// has committed, so a sender in the same process can start at once.
 	OutboxQueued func()
+	// Limits bound what one sender can make the helpdesk do; zero fields
+	// take their defaults.
+	Limits Limits
+}
+
+// Limits bound, per hour, what mail from one address (or about one ticket)
+// can make the helpdesk do. Past them, mail is kept in quarantine or left
+// unanswered, with the reason recorded: a forged flood costs storage, never
+// a flood of our mail to a victim.
+type Limits struct {
+	// TicketsPerSender is how many new tickets one address opens by mail.
+	TicketsPerSender int
+	// AcksPerAddress is how many acknowledgements (mail and web tickets)
+	// one address receives.
+	AcksPerAddress int
+	// RepliesPerTicket is how many replies to one ticket's mail are held
+	// (each mails the owner a notice).
+	RepliesPerTicket int
+	// RepliesPerSender is how many replies one address has held.
+	RepliesPerSender int
+	// DraftTTL is how long a held reply waits for its owner.
+	DraftTTL time.Duration
+}
+
+// DefaultLimits returns the limits that apply unless configured.
+func DefaultLimits() Limits {
+	return Limits{TicketsPerSender: 20, AcksPerAddress: 5, RepliesPerTicket: 5, RepliesPerSender: 10, DraftTTL: 7 * 24 * time.Hour}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	for _, f := range []struct{ v, def *int }{
+		{&l.TicketsPerSender, &d.TicketsPerSender}, {&l.AcksPerAddress, &d.AcksPerAddress},
+		{&l.RepliesPerTicket, &d.RepliesPerTicket}, {&l.RepliesPerSender, &d.RepliesPerSender},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	if l.DraftTTL <= 0 {
+		l.DraftTTL = d.DraftTTL
+	}
+	return l
 }
 
 // DefaultTokenTTL is how long a customer's link works unless configured.
@@ -133,7 +177,7 @@ const DefaultTokenTTL = 90 * 24 * time.Hour
 
 // New returns a Store using opts.Pool.
 func New(opts Options) *Store {
-	s := &Store{pool: opts.Pool, log: opts.Logger, tokenTTL: opts.TokenTTL, outboxQueued: opts.OutboxQueued}
+	s := &Store{pool: opts.Pool, log: opts.Logger, tokenTTL: opts.TokenTTL, outboxQueued: opts.OutboxQueued, limits: opts.Limits.withDefaults()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

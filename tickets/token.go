@@ -16,8 +16,13 @@ import (
 // Scope says what a token opens.
 type Scope string
 
-// ScopeTicket lets the holder view and answer one ticket.
-const ScopeTicket Scope = "ticket"
+const (
+	// ScopeTicket lets the holder view and answer one ticket.
+	ScopeTicket Scope = "ticket"
+	// ScopeDraft lets the holder review and post one held reply, and view
+	// its ticket, while the reply waits.
+	ScopeDraft Scope = "draft"
+)
 
 // tokenBytes is the entropy of a token: 256 bits.
 const tokenBytes = 32
