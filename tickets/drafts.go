@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
@@ -426,4 +427,28 @@ func (s *Store) ExpireDrafts(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("expire drafts: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// DraftByToken returns the held reply a draft link confirms, with its
+// ticket. Unknown and revoked links are ErrNotFound; a link past its time,
+// or to a draft no longer held, ErrExpired.
+func (s *Store) DraftByToken(ctx context.Context, token string) (Ticket, Draft, error) {
+	var d Draft
+	if len(token) != base64.RawURLEncoding.EncodedLen(tokenBytes) {
+		return Ticket{}, d, fmt.Errorf("look up draft link: %w", ErrNotFound)
+	}
+	var tokenExpires time.Time
+	err := s.pool.QueryRow(ctx, `
+		SELECT k.expires_at, `+draftColumns+`
+		FROM tokens k JOIN drafts d ON d.id = k.draft_id
+		WHERE k.hash = $1 AND k.scope = 'draft' AND k.revoked_at IS NULL`, hashToken(token)).
+		Scan(append([]any{&tokenExpires}, draftDest(&d)...)...)
+	if err != nil {
+		return Ticket{}, d, notFound(err, "look up draft link")
+	}
+	if !time.Now().Before(tokenExpires) || d.State != DraftHeld {
+		return Ticket{}, d, fmt.Errorf("look up draft link: draft %s: %w", d.State, ErrExpired)
+	}
+	t, err := s.Ticket(ctx, d.TicketID)
+	return t, d, err
 }
