@@ -112,7 +112,7 @@ type upload struct {
 
 // posted is a form with files, as read.
 type posted struct {
-	values map[string]string
+	values url.Values
 	files  []upload
 	errs   formErrors
 	// hadFiles: the visitor chose files, which they must choose again if
@@ -154,13 +154,13 @@ const (
 // maxParts bounds the parts of a form, files and fields together.
 const maxParts = 100
 
-// readUpload reads a multipart form: the fields named in fields (each up
-// to its size) and the files of "attachments", within the upload limits.
+// readUpload reads a multipart form: the fields named in fields (each value
+// up to its size) and the files of "attachments", within the upload limits.
 // A form that breaks a limit is read to its end all the same (up to a
 // bound), so that its fields can be shown again and the browser gets the
 // answer; its files are dropped. On failure it has answered the request.
 func (s *Server) readUpload(w http.ResponseWriter, r *http.Request, locale string, fields map[string]int64) (*posted, bool) {
-	p := &posted{values: map[string]string{}, errs: formErrors{}}
+	p := &posted{values: url.Values{}, errs: formErrors{}}
 	mediaType, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mediaType == "application/x-www-form-urlencoded" {
 		values, ok := s.readSmallForm(w, r, locale)
@@ -168,7 +168,7 @@ func (s *Server) readUpload(w http.ResponseWriter, r *http.Request, locale strin
 			return nil, false
 		}
 		for name := range fields {
-			p.values[name] = values.Get(name)
+			p.values[name] = values[name]
 		}
 		return p, true
 	}
@@ -264,7 +264,7 @@ func (s *Server) readPart(p *posted, part *multipart.Part, fields map[string]int
 				return err
 			}
 		}
-		p.values[name] = string(b)
+		p.values.Add(name, string(b))
 		return nil
 	}
 	if part.FileName() == "" { // the file field, with no file chosen

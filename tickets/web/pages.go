@@ -70,8 +70,8 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	defer p.release()
 	v := p.values
-	form := submitForm{Department: v["department"], Name: v["name"], Email: v["email"], Subject: v["subject"],
-		Message: v["message"], Priority: v["priority"], HadFiles: p.hadFiles}
+	form := submitForm{Department: v.Get("department"), Name: v.Get("name"), Email: v.Get("email"), Subject: v.Get("subject"),
+		Message: v.Get("message"), Priority: v.Get("priority"), HadFiles: p.hadFiles}
 	if p.tooLarge {
 		s.renderSubmit(w, r, http.StatusRequestEntityTooLarge, locale, form, p.errs)
 		return

@@ -499,7 +499,8 @@ func TestCrossOriginPostsAreRefused(t *testing.T) {
 	}
 	// Every route that changes something.
 	ticket := "/ticket/" + s.ticket.TrackingID
-	for _, path := range []string{"/submit", "/lookup", "/forgot", ticket + "/reply", ticket + "/resolve", ticket + "/reopen"} {
+	for _, path := range []string{"/submit", "/lookup", "/forgot", ticket + "/reply", ticket + "/resolve", ticket + "/reopen",
+		ticket + "/drafts/1/post", ticket + "/drafts/1/discard"} {
 		if code := post(path, map[string]string{"Sec-Fetch-Site": "cross-site"}); code != 403 {
 			t.Errorf("cross-site POST %s: %d, want 403", path, code)
 		}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"mime"
 	"net/http"
@@ -16,6 +17,17 @@ import (
 // the ticket's page: the token stays out of the address bar, the history
 // and any Referer. The link keeps working until it expires or is revoked.
 func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
+	s.followToken(w, r, "error.expired", func(ctx context.Context, token string) (tickets.Ticket, string, error) {
+		t, err := s.store.TicketByToken(ctx, token, tickets.ScopeTicket)
+		return t, "/ticket/" + t.TrackingID, err
+	})
+}
+
+// followToken serves a link whose token opens a ticket: resolve looks the
+// token up and names the page to go on to. expired is the message key of
+// the page for a link past its time.
+func (s *Server) followToken(w http.ResponseWriter, r *http.Request, expired string,
+	resolve func(ctx context.Context, token string) (t tickets.Ticket, next string, err error)) {
 	locale := s.locale(w, r)
 	// Only failures count: a customer opening their links is never held
 	// back, while someone trying tokens soon is.
@@ -26,13 +38,13 @@ func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := r.PathValue("token")
-	t, err := s.store.TicketByToken(r.Context(), token, tickets.ScopeTicket)
+	t, next, err := resolve(r.Context(), token)
 	switch {
 	case errors.Is(err, tickets.ErrNotFound):
 		s.renderError(w, r, http.StatusNotFound, "error.not_found", locale)
 		return
 	case errors.Is(err, tickets.ErrExpired):
-		s.renderError(w, r, http.StatusGone, "error.expired", locale)
+		s.renderError(w, r, http.StatusGone, expired, locale)
 		return
 	case err != nil:
 		refund()
@@ -44,7 +56,7 @@ func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, "/ticket/"+t.TrackingID, http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 // sessionTicket returns the ticket the path names when the visitor's
@@ -83,12 +95,20 @@ type ticketPage struct {
 	Form   replyForm
 	Errors formErrors
 	Limits limits
+	// Drafts are the replies by mail waiting for the visitor to post or
+	// discard them.
+	Drafts []draftView
+	// DraftGone: the draft the visitor acted on no longer waits.
+	DraftGone bool
+	// sentDraft is a draft's form as the visitor sent it, shown again
+	// with its errors.
+	sentDraft *draftForm
 }
 
 // notices are what a page may be told the visitor just did.
 func notice(key string) string {
 	switch key {
-	case "replied", "resolved", "reopened":
+	case "replied", "resolved", "reopened", "draft_posted", "draft_discarded":
 		return "notice." + key
 	}
 	return ""
@@ -100,8 +120,19 @@ func (s *Server) renderTicket(w http.ResponseWriter, r *http.Request, status int
 		s.internalError(w, r, locale, "read thread", err, "ticket", page.Ticket.TrackingID)
 		return
 	}
+	drafts, err := s.store.HeldDrafts(r.Context(), page.Ticket.ID)
+	if err != nil {
+		s.internalError(w, r, locale, "read held drafts", err, "ticket", page.Ticket.TrackingID)
+		return
+	}
 	page.base = base{Title: "ticket.title", TitleData: page.Ticket}
 	page.Messages, page.Limits = msgs, s.limits
+	var found bool
+	page.Drafts, found = draftViews(drafts, page.sentDraft)
+	if page.sentDraft != nil && !found {
+		// Its form came back with an error, but it no longer waits.
+		page.DraftGone = true
+	}
 	s.render(w, r, status, templates.PageTicket, locale, page)
 }
 
@@ -159,7 +190,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer p.release()
-	page := ticketPage{Ticket: t, Form: replyForm{Message: p.values["message"], HadFiles: p.hadFiles}, Errors: p.errs}
+	page := ticketPage{Ticket: t, Form: replyForm{Message: p.values.Get("message"), HadFiles: p.hadFiles}, Errors: p.errs}
 	if p.tooLarge {
 		s.renderTicket(w, r, http.StatusRequestEntityTooLarge, locale, page)
 		return
@@ -201,9 +232,29 @@ func (s *Server) setStatus(w http.ResponseWriter, r *http.Request, done string, 
 	http.Redirect(w, r, "/ticket/"+t.TrackingID+"?notice="+done, http.StatusSeeOther)
 }
 
-// attachment serves a file as a download, never inline: a customer's HTML or
-// SVG must not run in our origin.
+// attachment serves a file of the ticket's thread.
 func (s *Server) attachment(w http.ResponseWriter, r *http.Request) {
+	s.download(w, r, func(ctx context.Context, t tickets.Ticket) (storedFile, error) {
+		id, err := strconv.ParseInt(r.PathValue("n"), 10, 64)
+		if err != nil {
+			return storedFile{}, tickets.ErrNotFound
+		}
+		a, err := s.store.Attachment(ctx, t.ID, id)
+		return storedFile{Name: a.Filename, Size: a.Size, SHA256: a.SHA256}, err
+	})
+}
+
+// storedFile is a file to download: its name, size and blob.
+type storedFile struct {
+	Name   string
+	Size   int64
+	SHA256 []byte
+}
+
+// download serves a file of the ticket the path names, which find picks
+// (ErrNotFound when there is no such file), as a download, never inline: a
+// customer's HTML or SVG must not run in our origin.
+func (s *Server) download(w http.ResponseWriter, r *http.Request, find func(ctx context.Context, t tickets.Ticket) (storedFile, error)) {
 	t, err := s.sessionTicket(r)
 	if errors.Is(err, tickets.ErrNotFound) {
 		s.renderError(w, r, http.StatusNotFound, "error.page_not_found", s.locale(w, r))
@@ -214,33 +265,28 @@ func (s *Server) attachment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	locale := s.ticketLocale(w, r, t)
-	id, err := strconv.ParseInt(r.PathValue("n"), 10, 64)
-	if err != nil {
-		s.renderError(w, r, http.StatusNotFound, "error.page_not_found", locale)
-		return
-	}
-	a, err := s.store.Attachment(r.Context(), t.ID, id)
+	f, err := find(r.Context(), t)
 	if errors.Is(err, tickets.ErrNotFound) {
 		s.renderError(w, r, http.StatusNotFound, "error.page_not_found", locale)
 		return
 	}
 	if err != nil {
-		s.internalError(w, r, locale, "read attachment", err, "ticket", t.TrackingID, "attachment", id)
+		s.internalError(w, r, locale, "read attachment", err, "ticket", t.TrackingID)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename})
+	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": f.Name})
 	if disposition == "" { // a name FormatMediaType cannot express
 		disposition = "attachment"
 	}
 	h.Set("Content-Disposition", disposition)
-	h.Set("Content-Length", strconv.FormatInt(a.Size, 10))
+	h.Set("Content-Length", strconv.FormatInt(f.Size, 10))
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	if err := s.store.WriteBlob(r.Context(), a.SHA256, &deadlineWriter{w: w, rc: http.NewResponseController(w)}); err != nil {
+	if err := s.store.WriteBlob(r.Context(), f.SHA256, &deadlineWriter{w: w, rc: http.NewResponseController(w)}); err != nil {
 		// Headers are gone; the client sees a short body and gives up.
-		s.log.Error("send attachment", "ticket", t.TrackingID, "attachment", id, "err", err)
+		s.log.Error("send attachment", "ticket", t.TrackingID, "path", logPath(r), "err", err)
 	}
 }
 

@@ -39,6 +39,11 @@ type portalStore interface {
 	ResolveByCustomer(ctx context.Context, ticketID int64) error
 	ReopenByCustomer(ctx context.Context, ticketID int64) error
 	QueueReminder(ctx context.Context, email, pageLocale string) (bool, error)
+	DraftByToken(ctx context.Context, token string) (tickets.Ticket, tickets.Draft, error)
+	HeldDrafts(ctx context.Context, ticketID int64) ([]tickets.Draft, error)
+	DraftFile(ctx context.Context, ticketID, draftID int64, position int) (tickets.DraftAttachment, error)
+	PostDraft(ctx context.Context, ticketID, draftID int64, text string, keep []int) error
+	DiscardDraft(ctx context.Context, ticketID, draftID int64) error
 }
 
 // Options configures the handler. Zero values take the defaults named.
@@ -181,6 +186,10 @@ func New(opts Options) *Server {
 	mux.HandleFunc("POST /ticket/{id}/reply", s.reply)
 	mux.HandleFunc("POST /ticket/{id}/resolve", s.resolve)
 	mux.HandleFunc("POST /ticket/{id}/reopen", s.reopen)
+	mux.HandleFunc("GET /d/{token}", s.openDraftLink)
+	mux.HandleFunc("GET /ticket/{id}/drafts/{draft}/files/{n}", s.draftFile)
+	mux.HandleFunc("POST /ticket/{id}/drafts/{draft}/post", s.postDraft)
+	mux.HandleFunc("POST /ticket/{id}/drafts/{draft}/discard", s.discardDraft)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.discardBody(w, r)
 		s.renderError(w, r, http.StatusNotFound, "error.page_not_found", s.locale(w, r))
@@ -299,8 +308,10 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, locale, w
 // logPath is the request's path as it may be logged: a link's token opens
 // a ticket, and logs are read by more people than tickets are.
 func logPath(r *http.Request) string {
-	if strings.HasPrefix(r.URL.Path, "/t/") {
-		return "/t/…"
+	for _, prefix := range []string{"/t/", "/d/"} {
+		if strings.HasPrefix(r.URL.Path, prefix) {
+			return prefix + "…"
+		}
 	}
 	return r.URL.Path
 }
