@@ -18,6 +18,40 @@ import (
 // spooledMail is a sent mail as a reader sees it.
 type spooledMail struct {
 	from, text, html string
+	header           gomail.Header
+	// parts are the body parts' content types, in order.
+	parts []string
+}
+
+// readMail parses a mail as go-message reads it.
+func readMail(t *testing.T, raw []byte) spooledMail {
+	t.Helper()
+	r, err := gomail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("go-message cannot read the mail: %v", err)
+	}
+	m := spooledMail{header: r.Header}
+	if from, _ := r.Header.AddressList("From"); len(from) > 0 {
+		m.from = from[0].Address
+	}
+	for {
+		p, err := r.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(p.Body)
+		ct, _, _ := p.Header.(*gomail.InlineHeader).ContentType()
+		m.parts = append(m.parts, ct)
+		if ct == "text/plain" {
+			m.text = string(b)
+		} else {
+			m.html = string(b)
+		}
+	}
+	return m
 }
 
 // readSpooled parses the spooled mails, by "recipient | subject".
@@ -30,30 +64,9 @@ func readSpooled(t *testing.T, dir string) map[string]spooledMail {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := gomail.CreateReader(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatal(err)
-		}
-		subject, _ := r.Header.Subject()
-		to, _ := r.Header.AddressList("To")
-		from, _ := r.Header.AddressList("From")
-		var m spooledMail
-		m.from = from[0].Address
-		for {
-			p, err := r.NextPart()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(p.Body)
-			if ct, _, _ := p.Header.(*gomail.InlineHeader).ContentType(); ct == "text/plain" {
-				m.text = string(b)
-			} else {
-				m.html = string(b)
-			}
-		}
+		m := readMail(t, raw)
+		subject, _ := m.header.Subject()
+		to, _ := m.header.AddressList("To")
 		out[to[0].Address+" | "+subject] = m
 	}
 	return out

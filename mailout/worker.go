@@ -10,12 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"mime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/emersion/go-message/mail"
 
@@ -306,15 +304,30 @@ func (w *Worker) send(ctx context.Context, c conn, m tickets.OutboxMail) (err er
 	return c.Send(ctx, Envelope{ID: m.ID, From: from, To: m.Recipient, Data: data})
 }
 
-// ackData is what the acknowledgement templates show.
-type ackData struct {
+// ticketMail is what every mail about one ticket shows.
+type ticketMail struct {
 	TrackingID   string
 	Subject      string
 	CustomerName string
 	Department   string
 	Link         string
-	Priority     tickets.Priority
-	LinkDays     int
+}
+
+// ackData is what the acknowledgement templates show.
+type ackData struct {
+	ticketMail
+	Priority tickets.Priority
+	LinkDays int
+}
+
+// draftNoticeData is what the notice of a held reply shows.
+type draftNoticeData struct {
+	ticketMail
+	// From is the address the reply came from, which may not be the
+	// owner's: the notice goes to the owner all the same.
+	From     string
+	Received string
+	Expires  string
 }
 
 // reminderData is what the mail listing a customer's open tickets shows.
@@ -339,16 +352,17 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 	if locale == "" {
 		locale = t.Locale
 	}
+	locale = templates.Locale(locale)
 	linkDays := int(w.store.TokenTTL() / (24 * time.Hour))
+	about := ticketMail{
+		TrackingID: t.TrackingID, Subject: t.Subject, CustomerName: t.CustomerName, Department: t.Department.Name,
+	}
 	var rendered templates.Mail
 	var err error
 	switch m.Kind {
 	case tickets.KindAck:
-		rendered, err = w.tmpl.RenderMail(templates.MailAck, locale, ackData{
-			TrackingID: t.TrackingID, Subject: t.Subject, CustomerName: t.CustomerName,
-			Department: t.Department.Name, Link: w.baseURL + "/t/" + token, Priority: t.Priority,
-			LinkDays: linkDays,
-		})
+		about.Link = w.baseURL + "/t/" + token
+		rendered, err = w.tmpl.RenderMail(templates.MailAck, locale, ackData{ticketMail: about, Priority: t.Priority, LinkDays: linkDays})
 	case tickets.KindReminder:
 		data := reminderData{CustomerName: t.CustomerName, Department: t.Department.Name, LinkDays: linkDays}
 		for _, l := range m.Listed {
@@ -362,6 +376,20 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 			break
 		}
 		rendered, err = w.tmpl.RenderMail(templates.MailReminder, locale, data)
+	case tickets.KindDraftNotice:
+		switch {
+		case m.Draft == nil || token == "":
+			err = errors.New("draft notice without its draft or its link")
+		case !strings.EqualFold(m.Recipient, t.CustomerEmail):
+			// The link posts to the ticket: only its owner may have it.
+			err = fmt.Errorf("draft notice addressed to %q, not to the ticket's owner", m.Recipient)
+		default:
+			about.Link = w.baseURL + "/d/" + token
+			rendered, err = w.tmpl.RenderMail(templates.MailDraftNotice, locale, draftNoticeData{
+				ticketMail: about, From: cleanLine(m.Draft.FromAddress),
+				Received: mailDate(m.Draft.CreatedAt, locale), Expires: mailDate(m.Draft.ExpiresAt, locale),
+			})
+		}
 	default:
 		err = fmt.Errorf("unknown mail kind %q", m.Kind)
 	}
@@ -369,29 +397,37 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 		return nil, "", err
 	}
 	from := t.Department.Address
+	if err := checkAddress("department address", from); err != nil {
+		return nil, "", err
+	}
+	if err := checkAddress("recipient", m.Recipient); err != nil {
+		return nil, "", err
+	}
+	ids := usableMsgIDs(m.MessageID)
+	if len(ids) != 1 {
+		return nil, "", fmt.Errorf("message id %q cannot be written in a header", m.MessageID)
+	}
 	envelopeFrom := from
 	if w.from != "" {
 		envelopeFrom = w.from
 	}
 
+	// Every value below that comes from stored text goes through cleanLine,
+	// checkAddress or usableMsgIDs: none may end its field.
 	var h mail.Header
 	h.SetDate(time.Now())
-	h.SetAddressList("From", []*mail.Address{{Name: t.Department.Name, Address: from}})
-	h.SetAddressList("To", []*mail.Address{{Name: t.CustomerName, Address: m.Recipient}})
-	h.Set("Subject", encodeSubject(rendered.Subject))
-	h.SetMessageID(m.MessageID)
-	if m.InReplyTo != "" {
-		h.SetMsgIDList("In-Reply-To", []string{m.InReplyTo})
-	}
-	if len(m.References) > 0 {
-		h.SetMsgIDList("References", m.References)
-	}
+	h.SetAddressList("From", []*mail.Address{{Name: cleanLine(t.Department.Name), Address: from}})
+	h.SetAddressList("To", []*mail.Address{{Name: cleanLine(t.CustomerName), Address: m.Recipient}})
+	h.Set("Subject", encodeSubject(cleanLine(rendered.Subject)))
+	h.SetMessageID(ids[0])
+	h.SetMsgIDList("In-Reply-To", usableMsgIDs(m.InReplyTo))
+	h.SetMsgIDList("References", usableMsgIDs(m.References...))
 	// RFC 3834: this is an automatic answer; well-behaved responders will
 	// not answer it, and Exchange is asked not to send out-of-office replies.
 	h.Set("Auto-Submitted", "auto-replied")
 	h.Set("X-Auto-Response-Suppress", "All")
 	if m.Kind != tickets.KindReminder {
-		h.Set("X-Helpdesk-Ticket", t.TrackingID)
+		h.Set("X-Helpdesk-Ticket", cleanLine(t.TrackingID))
 	}
 
 	var buf bytes.Buffer
@@ -424,25 +460,15 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 	return buf.Bytes(), envelopeFrom, nil
 }
 
-// encodeSubject leaves the ASCII start of a subject readable as it is (the
-// "[ABC-DEF-GHIJ]" tag above all, which filters and other systems match on)
-// and encodes the rest as RFC 2047 words.
-func encodeSubject(s string) string {
-	// A customer's subject may spell out an encoded word ("=?utf-8?q?...")
-	// that mail clients would decode into a fake tag; a zero-width space
-	// keeps it literal (and makes that part encoded) without changing what
-	// is shown.
-	s = strings.ReplaceAll(s, "=?", "=\u200b?")
-	cut := len(s)
-	for i, r := range s {
-		if r >= utf8.RuneSelf || r < ' ' {
-			cut = strings.LastIndexByte(s[:i], ' ') + 1
-			break
-		}
+// mailDate writes a moment as readers of locale write it, in UTC and saying
+// so (the reader's zone is unknown): "2 de marzo de 2026, 14:05 UTC",
+// "2 March 2026, 14:05 UTC".
+func mailDate(t time.Time, locale string) string {
+	t = t.UTC()
+	if templates.Locale(locale) == "es" {
+		months := [...]string{"enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
+			"septiembre", "octubre", "noviembre", "diciembre"}
+		return fmt.Sprintf("%d de %s de %d, %s UTC", t.Day(), months[t.Month()-1], t.Year(), t.Format("15:04"))
 	}
-	head, tail := s[:cut], s[cut:]
-	if tail == "" {
-		return head
-	}
-	return head + mime.QEncoding.Encode("utf-8", tail)
+	return t.Format("2 January 2006, 15:04") + " UTC"
 }

@@ -32,8 +32,9 @@ const DefaultLocale = "es"
 // Mail templates: each defines "<name>.subject", "<name>.text" and
 // "<name>.html".
 const (
-	MailAck      = "ack"
-	MailReminder = "reminder"
+	MailAck         = "ack"
+	MailReminder    = "reminder"
+	MailDraftNotice = "draft_notice"
 )
 
 // Page templates.
