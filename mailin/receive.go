@@ -8,7 +8,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -34,6 +36,8 @@ type Receiver struct {
 	tmpDir      string
 	ownAddrs    []string
 	departments departmentCache
+	auth        *Authenticator
+	trustedAuth []string
 }
 
 // ReceiverOptions configures a Receiver.
@@ -46,11 +50,18 @@ type ReceiverOptions struct {
 	// OwnAddresses are addresses the helpdesk sends from besides the
 	// departments' (HELPDESK_FROM): mail from them is never acknowledged.
 	OwnAddresses []string
+	// Authenticator, when set, checks SPF, DKIM and DMARC of mail received
+	// over SMTP.
+	Authenticator *Authenticator
+	// TrustedAuthServIDs name the servers whose Authentication-Results
+	// headers are believed for mail taken from mailboxes (the provider that
+	// received it, e.g. "mx.google.com").
+	TrustedAuthServIDs []string
 }
 
 // NewReceiver returns a Receiver.
 func NewReceiver(opts ReceiverOptions) *Receiver {
-	r := &Receiver{store: opts.Store, log: opts.Logger, tmpDir: opts.TempDir}
+	r := &Receiver{store: opts.Store, log: opts.Logger, tmpDir: opts.TempDir, auth: opts.Authenticator, trustedAuth: opts.TrustedAuthServIDs}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -74,6 +85,9 @@ type Envelope struct {
 	From       string
 	NullSender bool
 	To         []string
+	// ClientIP and Helo are the SMTP client's address and EHLO name.
+	ClientIP net.IP
+	Helo     string
 	// Departments the mail is for, each once.
 	Departments []tickets.Department
 }
@@ -88,49 +102,131 @@ func (r *Receiver) Department(ctx context.Context, addr string) (tickets.Departm
 // it returns nil, every department's copy is committed.
 func (r *Receiver) Deliver(ctx context.Context, env Envelope, raw tickets.Content) ([]tickets.IngestResult, error) {
 	start := time.Now()
-	parsed, err := r.parse(raw)
+	m, err := r.read(&env, raw)
 	if err != nil {
-		return nil, fmt.Errorf("parse mail: %w", err)
+		return nil, err
 	}
-	defer parsed.Close()
-	if env.From == "" && !env.NullSender {
-		// Mail taken from a mailbox has no envelope of ours; the delivering
-		// server wrote the sender it saw in Return-Path.
-		env.From, env.NullSender = returnPath(parsed.Header)
-	}
-	automatic := r.automaticReason(parsed, env)
+	defer m.parsed.Close()
+	m.auth = r.authenticate(ctx, env, raw, m.parsed)
 	results := make([]tickets.IngestResult, 0, len(env.Departments))
 	for _, d := range env.Departments {
-		in := &tickets.InboundMail{
-			Source:        env.Source,
-			SourceRef:     env.SourceRef,
-			Department:    d,
-			EnvelopeFrom:  env.From,
-			EnvelopeTo:    strings.Join(env.To, ", "),
-			MessageID:     parsed.MessageID,
-			InReplyTo:     parsed.InReplyTo,
-			References:    parsed.References,
-			From:          parsed.From,
-			Subject:       parsed.Subject,
-			Text:          parsed.Text,
-			HTML:          parsed.HTML,
-			Attachments:   parsed.Attachments,
-			Raw:           raw,
-			ParseProblems: parsed.Problems,
-			Automatic:     automatic,
-		}
-		res, err := r.store.IngestMail(ctx, in)
+		res, err := r.store.IngestMail(ctx, m.inbound(env, d, raw))
 		if err != nil {
 			return results, err
 		}
 		results = append(results, res)
 		r.log.Info("mail received",
-			"source", env.Source, "department", d.Slug, "message_id", parsed.MessageID, "from", parsed.From.Email,
+			"source", env.Source, "department", d.Slug, "message_id", m.parsed.MessageID, "from", m.parsed.From.Email,
 			"disposition", res.Disposition, "ticket", res.TrackingID, "reason", res.Reason,
-			"ack", res.AckQueued, "automatic", automatic, "size", raw.Size, "attachments", len(parsed.Attachments),
-			"problems", len(parsed.Problems), "elapsed", time.Since(start))
+			"ack", res.AckQueued, "automatic", m.automatic, "size", raw.Size, "attachments", len(m.parsed.Attachments),
+			"problems", len(m.parsed.Problems), "dmarc", m.auth.DMARC, "draft", res.DraftID, "elapsed", time.Since(start))
 	}
 	return results, nil
+}
+
+// reading is what is learnt of a mail before it is stored, the same for
+// every department it is for.
+type reading struct {
+	parsed    *Parsed
+	automatic string
+	bounce    *tickets.Bounce
+	auth      tickets.Auth
+	newText   string
+	tracking  string
+}
+
+// read parses a mail and classifies it. The caller closes m.parsed.
+func (r *Receiver) read(env *Envelope, raw tickets.Content) (*reading, error) {
+	parsed, err := r.parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parse mail: %w", err)
+	}
+	if env.From == "" && !env.NullSender {
+		// Mail taken from a mailbox has no envelope of ours; the delivering
+		// server wrote the sender it saw in Return-Path.
+		env.From, env.NullSender = returnPath(parsed.Header)
+	}
+	m := &reading{parsed: parsed, automatic: r.automaticReason(parsed, *env),
+		newText: StripQuoted(parsed.Text), tracking: subjectTrackingID(parsed.Subject)}
+	if report, ok := ParseDeliveryReport(parsed); ok {
+		m.bounce = report.bounce()
+		if m.automatic == "" {
+			m.automatic = "delivery status notification"
+		}
+	}
+	return m, nil
+}
+
+// inbound is the mail as the store records it for department d.
+func (m *reading) inbound(env Envelope, d tickets.Department, raw tickets.Content) *tickets.InboundMail {
+	p := m.parsed
+	return &tickets.InboundMail{
+		Source:          env.Source,
+		SourceRef:       env.SourceRef,
+		Department:      d,
+		EnvelopeFrom:    env.From,
+		EnvelopeTo:      strings.Join(env.To, ", "),
+		MessageID:       p.MessageID,
+		InReplyTo:       p.InReplyTo,
+		References:      p.References,
+		From:            p.From,
+		Subject:         p.Subject,
+		Text:            p.Text,
+		HTML:            p.HTML,
+		Attachments:     p.Attachments,
+		Raw:             raw,
+		ParseProblems:   p.Problems,
+		Automatic:       m.automatic,
+		NewText:         m.newText,
+		SubjectTracking: m.tracking,
+		Bounce:          m.bounce,
+		Auth:            m.auth,
+	}
+}
+
+// authenticate says who really sent the mail: checked here for mail
+// received over SMTP from the internet, read from a trusted server's
+// Authentication-Results for mail taken from a mailbox or handed on by a
+// relay on our own network (whose address says nothing of the sender: SPF
+// against it would fail every mail).
+func (r *Receiver) authenticate(ctx context.Context, env Envelope, raw tickets.Content, p *Parsed) tickets.Auth {
+	var res AuthResults
+	ip := env.ClientIP
+	relayed := ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast()
+	if env.Source == "smtp" && r.auth != nil && !relayed {
+		res = r.auth.Check(ctx, reader(raw), env.ClientIP, env.Helo, env.From, p.From.Email)
+	} else {
+		res = TrustedResults(p.Header, r.trustedAuth)
+	}
+	detail := res.Detail
+	if res.Source != "" && detail != "" {
+		detail = res.Source + ": " + detail
+	}
+	return tickets.Auth{SPF: res.SPF, DKIM: res.DKIM, DMARC: res.DMARC, Detail: detail}
+}
+
+// subjectTag finds a tracking ID tag in a subject: "[ABC-DEF-GHIJ]", with or
+// without "#", in any case, with spaces for dashes.
+var subjectTag = regexp.MustCompile(`\[\s*#?\s*([A-Za-z0-9]{3}[\s-]?[A-Za-z0-9]{3}[\s-]?[A-Za-z0-9]{4})\s*\]`)
+
+// subjectTrackingID returns the tracking ID a subject's tag names, in its
+// canonical form, or "".
+func subjectTrackingID(subject string) string {
+	for _, m := range subjectTag.FindAllStringSubmatch(subject, 5) {
+		if id, err := tickets.ParseTrackingID(m[1]); err == nil {
+			return id
+		}
+	}
+	return ""
+}
+
+// bounce is the report as the ticket store records it.
+func (d *DeliveryReport) bounce() *tickets.Bounce {
+	b := &tickets.Bounce{OriginalMessageID: d.OriginalMessageID}
+	for _, rc := range d.Recipients {
+		b.Recipients = append(b.Recipients, tickets.BouncedRecipient{Address: rc.Address, Action: rc.Action, Status: rc.Status, Diagnostic: rc.Diagnostic})
+	}
+	return b
 }
 
 // parse reads the mail. Should the parser ever fail on some input, the mail
@@ -168,8 +264,7 @@ func (r *Receiver) automaticReason(p *Parsed, env Envelope) string {
 		}
 	}
 	for _, a := range []string{p.From.Email, env.From} {
-		local, _, _ := strings.Cut(strings.ToLower(a), "@")
-		if local == "mailer-daemon" || local == "postmaster" {
+		if isDaemonAddress(a) {
 			return "sender " + a
 		}
 		if a != "" && r.isOwnAddress(a) {

@@ -102,7 +102,11 @@ func (s *SMTPServer) Close() error { return s.srv.Close() }
 type backend struct{ s *SMTPServer }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{s: b.s, remote: c.Conn().RemoteAddr().String()}, nil
+	ss := &session{s: b.s, remote: c.Conn().RemoteAddr().String(), helo: c.Hostname()}
+	if tcp, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
+		ss.clientIP = tcp.IP
+	}
+	return ss, nil
 }
 
 // Replies the sender can act on. go-smtp keeps the code of an error only
@@ -115,8 +119,10 @@ var (
 )
 
 type session struct {
-	s      *SMTPServer
-	remote string
+	s        *SMTPServer
+	remote   string
+	clientIP net.IP
+	helo     string
 
 	from       string
 	nullSender bool
@@ -182,6 +188,7 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	env := ss.env
 	env.Source, env.SourceRef, env.From, env.NullSender, env.To = "smtp", ss.remote, ss.from, ss.nullSender, ss.to
+	env.ClientIP, env.Helo = ss.clientIP, ss.helo
 	// The sender waits for our answer; bound the work, but give a slow
 	// database time before asking it to retry.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/robfig/cron/v3"
 
 	"github.com/helpdeskgw/helpdesk/mailin"
 	"github.com/helpdeskgw/helpdesk/mailout"
@@ -31,6 +32,8 @@ type App struct {
 	imap   *mailin.Pollers
 	web    *http.Server
 	pages  *web.Server
+	// jobs runs the scheduled work.
+	jobs *cron.Cron
 
 	smtpLn, httpLn net.Listener
 }
@@ -102,7 +105,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 
 	var worker *mailout.Worker
 	a.store = tickets.New(tickets.Options{Pool: a.pool, Logger: log, TokenTTL: cfg.TokenTTL,
-		OutboxQueued: func() { worker.Wake() }})
+		OutboxQueued: func() { worker.Wake() }, Limits: cfg.limits()})
 	if demo {
 		created, err := a.store.EnsureDepartment(ctx, demoDepartment)
 		if err != nil {
@@ -119,8 +122,23 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 	}
 	a.worker = worker
 
+	var auth *mailin.Authenticator
+	if cfg.CheckSenderAuth {
+		auth = mailin.NewAuthenticator(mailin.AuthOptions{})
+	}
 	rcv := mailin.NewReceiver(mailin.ReceiverOptions{Store: a.store, Logger: log.With("component", "mailin"),
-		OwnAddresses: []string{cfg.From}})
+		OwnAddresses: []string{cfg.From}, Authenticator: auth, TrustedAuthServIDs: cfg.TrustedAuthServIDs})
+	cronLog := cron.VerbosePrintfLogger(slog.NewLogLogger(log.Handler(), slog.LevelDebug))
+	a.jobs = cron.New(cron.WithChain(cron.SkipIfStillRunning(cronLog), cron.Recover(cronLog)))
+	a.jobs.AddFunc("@every 10m", func() { //nolint:errcheck // a valid spec
+		n, err := a.store.ExpireDrafts(context.Background())
+		switch {
+		case err != nil:
+			log.Error("expire held replies", "err", err)
+		case n > 0:
+			log.Info("held replies expired", "count", n)
+		}
+	})
 	a.imap = mailin.NewPollers(mailin.PollerOptions{Store: a.store, Receiver: rcv, Logger: log.With("component", "imap")})
 	if cfg.SMTPAddr != "" {
 		a.smtp = mailin.NewSMTPServer(mailin.SMTPOptions{Receiver: rcv, Logger: log.With("component", "smtp"),
@@ -185,6 +203,7 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Go(func() { a.worker.Run(workerCtx) }) //nolint:errcheck // Run returns nil
 	imapCtx, stopIMAP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopIMAP()
+	a.jobs.Start()
 	imapDone := make(chan struct{})
 	go func() { defer close(imapDone); a.imap.Run(imapCtx) }()
 	if a.smtp != nil {
@@ -233,6 +252,12 @@ func (a *App) Run(ctx context.Context) error {
 			a.web.Close() //nolint:errcheck // closing anyway
 		}
 		a.pages.Wait()
+	})
+	shut.Go(func() {
+		select {
+		case <-a.jobs.Stop().Done():
+		case <-sctx.Done():
+		}
 	})
 	shut.Wait()
 	// The sender stops taking mail and records what it sent; a send in

@@ -155,9 +155,16 @@ func writeUpload(t *testing.T, name string, content []byte) string {
 // ackLink is the ticket link in an acknowledgement's text part.
 func ackLink(t *testing.T, raw []byte) string {
 	t.Helper()
+	return mailLink(t, raw, "t")
+}
+
+// mailLink is the link of the given kind ("t" for a ticket, "d" for a held
+// reply) in a mail's text part.
+func mailLink(t *testing.T, raw []byte, kind string) string {
+	t.Helper()
 	r, err := mail.CreateReader(bytes.NewReader(raw))
 	if err != nil {
-		t.Fatalf("read acknowledgement: %v", err)
+		t.Fatalf("read mail: %v", err)
 	}
 	for {
 		p, err := r.NextPart()
@@ -165,7 +172,7 @@ func ackLink(t *testing.T, raw []byte) string {
 			break
 		}
 		if err != nil {
-			t.Fatalf("read acknowledgement: %v", err)
+			t.Fatalf("read mail: %v", err)
 		}
 		h, ok := p.Header.(*mail.InlineHeader)
 		if !ok {
@@ -175,12 +182,12 @@ func ackLink(t *testing.T, raw []byte) string {
 			continue
 		}
 		text, _ := io.ReadAll(p.Body)
-		if link := regexp.MustCompile(regexp.QuoteMeta(testBaseURL) + `/t/[A-Za-z0-9_-]{43}`).Find(text); link != nil {
+		if link := regexp.MustCompile(regexp.QuoteMeta(testBaseURL) + `/` + kind + `/[A-Za-z0-9_-]{43}`).Find(text); link != nil {
 			return string(link)
 		}
-		t.Fatalf("acknowledgement text has no %s/t/<token> link:\n%s", testBaseURL, text)
+		t.Fatalf("mail text has no %s/%s/<token> link:\n%s", testBaseURL, kind, text)
 	}
-	t.Fatal("acknowledgement has no text part")
+	t.Fatal("mail has no text part")
 	return ""
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/helpdeskgw/helpdesk/mailout"
+	"github.com/helpdeskgw/helpdesk/tickets"
 )
 
 // Config is the process's configuration, read from the environment.
@@ -42,6 +43,15 @@ type Config struct {
 	MaxAttachmentBytes int64         `env:"HELPDESK_MAX_ATTACHMENT_BYTES" envDefault:"10485760"`
 	MaxUploadBytes     int64         `env:"HELPDESK_MAX_UPLOAD_BYTES" envDefault:"26214400"`
 	SessionTTL         time.Duration `env:"HELPDESK_SESSION_TTL" envDefault:"72h"`
+	// What mail from one address may make the helpdesk do in an hour;
+	// past it, mail is quarantined or left unanswered.
+	SenderTicketsPerHour int           `env:"HELPDESK_SENDER_TICKETS_PER_HOUR" envDefault:"20"`
+	SenderAcksPerHour    int           `env:"HELPDESK_SENDER_ACKS_PER_HOUR" envDefault:"5"`
+	TicketRepliesPerHour int           `env:"HELPDESK_TICKET_REPLIES_PER_HOUR" envDefault:"5"`
+	SenderRepliesPerHour int           `env:"HELPDESK_SENDER_REPLIES_PER_HOUR" envDefault:"10"`
+	DraftTTL             time.Duration `env:"HELPDESK_DRAFT_TTL" envDefault:"168h"`
+	CheckSenderAuth      bool          `env:"HELPDESK_SMTP_CHECK_AUTH" envDefault:"true"`
+	TrustedAuthServIDs   []string      `env:"HELPDESK_TRUSTED_AUTHSERV_IDS" envSeparator:","`
 }
 
 const defaultSMTPAddr = "127.0.0.1:2525"
@@ -157,6 +167,20 @@ func (c Config) validate() error {
 	if c.SessionTTL < time.Minute {
 		bad("HELPDESK_SESSION_TTL", "%s is shorter than a minute", c.SessionTTL)
 	}
+	for _, l := range []struct {
+		name string
+		v    int
+	}{
+		{"HELPDESK_SENDER_TICKETS_PER_HOUR", c.SenderTicketsPerHour}, {"HELPDESK_SENDER_ACKS_PER_HOUR", c.SenderAcksPerHour},
+		{"HELPDESK_TICKET_REPLIES_PER_HOUR", c.TicketRepliesPerHour}, {"HELPDESK_SENDER_REPLIES_PER_HOUR", c.SenderRepliesPerHour},
+	} {
+		if l.v < 1 {
+			bad(l.name, "%d: want at least 1", l.v)
+		}
+	}
+	if c.DraftTTL < time.Hour {
+		bad("HELPDESK_DRAFT_TTL", "%s is shorter than an hour", c.DraftTTL)
+	}
 	return errors.Join(errs...)
 }
 
@@ -168,6 +192,12 @@ func (c Config) logger() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// limits are the per-sender limits of the ticket store.
+func (c Config) limits() tickets.Limits {
+	return tickets.Limits{TicketsPerSender: c.SenderTicketsPerHour, AcksPerAddress: c.SenderAcksPerHour,
+		RepliesPerTicket: c.TicketRepliesPerHour, RepliesPerSender: c.SenderRepliesPerHour, DraftTTL: c.DraftTTL}
 }
 
 // trustedProxies parses HELPDESK_TRUSTED_PROXIES: addresses or CIDR

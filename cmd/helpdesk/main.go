@@ -6,6 +6,7 @@
 //	helpdesk department add --slug S --name N --address A [--locale es|en]
 //	helpdesk department list
 //	helpdesk mailbox add|list|test|enable|disable|remove
+//	helpdesk inbound list|show|release|bounces
 package main
 
 import (
@@ -33,6 +34,10 @@ const usage = `usage:
                        [--poll-interval 1m] [--no-check]
   helpdesk mailbox list
   helpdesk mailbox test|enable|disable|remove --department S
+  helpdesk inbound list [--disposition quarantined|draft|auto_reply|bounce|ticket|duplicate] [--limit N] [--before ID]
+  helpdesk inbound show [--raw] ID     what became of a received mail, or its raw source
+  helpdesk inbound release ID          open a ticket for a quarantined mail
+  helpdesk inbound bounces             addresses mail to which has bounced
 
 Configuration comes from HELPDESK_* environment variables; see the README.
 `
@@ -84,6 +89,8 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		return usageError{fmt.Sprintf("department %s: want add or list", args[1])}
 	case "mailbox":
 		return cmdMailbox(ctx, args[1:], environ, stdout)
+	case "inbound":
+		return cmdInbound(ctx, args[1:], environ, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
