@@ -315,6 +315,9 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_SHUTDOWN_TIMEOUT=0s"}, "HELPDESK_SHUTDOWN_TIMEOUT"},
 		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_MAX_UPLOAD_BYTES=1024"}, "HELPDESK_MAX_UPLOAD_BYTES"},
 		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_SESSION_TTL=30s"}, "HELPDESK_SESSION_TTL"},
+		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_SENDER_TICKETS_PER_HOUR=0"}, "HELPDESK_SENDER_TICKETS_PER_HOUR"},
+		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_DRAFT_TTL=5m"}, "HELPDESK_DRAFT_TTL"},
+		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_SMTP_CHECK_AUTH=perhaps"}, "HELPDESK_SMTP_CHECK_AUTH"},
 	} {
 		_, err := loadConfig(tc.env, true)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,8 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/helpdeskgw/helpdesk/internal/smtptest"
+	"github.com/helpdeskgw/helpdesk/mailin"
+	"github.com/helpdeskgw/helpdesk/tickets"
 )
 
 // A customer answers the acknowledgement by mail, from a forged address
@@ -139,5 +143,68 @@ Vuelvo el lunes.
 	pool.QueryRow(ctx, `SELECT count(*) FROM ticket_history WHERE action IN ('reply_held', 'auto_reply', 'draft_posted')`).Scan(&history) //nolint:errcheck // checked below
 	if history != 3 {
 		t.Errorf("%d history rows for the held reply, the automatic answer and the posting, want 3", history)
+	}
+}
+
+// What did not become a ticket is listed with its reason, shown raw and
+// released into a ticket from the command line.
+func TestInboundCommands(t *testing.T) {
+	db.Reset(t)
+	ctx := context.Background()
+	environ := []string{"HELPDESK_DATABASE_URL=" + db.ConnString(t)}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"department", "add", "--slug", "soporte", "--name", "Soporte", "--address", "support@example.com"}, environ, &out); err != nil {
+		t.Fatal(err)
+	}
+	store := tickets.New(tickets.Options{Pool: db.Pool(t), Limits: tickets.Limits{TicketsPerSender: 1}})
+	rcv := mailin.NewReceiver(mailin.ReceiverOptions{Store: store})
+	env := mailin.Envelope{Source: "smtp", SourceRef: "127.0.0.1:1", From: "ana@example.org", To: []string{"support@example.com"}}
+	env.Departments, _ = store.Departments(ctx)
+	var quarantined int64
+	for i := range 2 {
+		raw := smtptest.CRLF(fmt.Sprintf("From: ana@example.org\nTo: support@example.com\nSubject: Pedido %d\nMessage-ID: <q-%d@example.org>\n\nHola %d\n", i, i, i))
+		res, err := rcv.Deliver(ctx, env, tickets.BytesContent(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		quarantined = res[0].InboundID
+	}
+	id := strconv.FormatInt(quarantined, 10)
+
+	out.Reset()
+	if err := run(ctx, []string{"inbound", "list", "--disposition", "quarantined"}, environ, &out); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[1], id+" ") ||
+		!strings.Contains(lines[1], "more than 1 new tickets from this address") {
+		t.Errorf("quarantine list:\n%s", out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"inbound", "show", "--raw", id}, environ, &out); err != nil || !strings.Contains(out.String(), "Message-ID: <q-1@example.org>\r\n") {
+		t.Errorf("raw source (%v):\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"inbound", "show", id}, environ, &out); err != nil || !strings.Contains(out.String(), "quarantined") {
+		t.Errorf("show (%v):\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"inbound", "release", id}, environ, &out); err != nil || !strings.Contains(out.String(), "acknowledgement queued") {
+		t.Fatalf("release (%v):\n%s", err, out.String())
+	}
+	var subject string
+	if err := db.Pool(t).QueryRow(ctx, `SELECT t.subject FROM inbound i JOIN tickets t ON t.id = i.ticket_id WHERE i.id = $1`, quarantined).Scan(&subject); err != nil || subject != "Pedido 1" {
+		t.Errorf("released mail's ticket: %q, %v", subject, err)
+	}
+	if err := run(ctx, []string{"inbound", "release", id}, environ, &out); err == nil {
+		t.Error("released twice")
+	}
+	for _, bad := range [][]string{{"inbound", "list", "--disposition", "lost"}, {"inbound", "show"}, {"inbound", "release", "x"}, {"inbound", "fly"}} {
+		if err := run(ctx, bad, environ, &out); err == nil {
+			t.Errorf("%v: accepted, want an error", bad)
+		}
+	}
+	out.Reset()
+	if err := run(ctx, []string{"inbound", "bounces"}, environ, &out); err != nil || !strings.HasPrefix(out.String(), "ADDRESS") {
+		t.Errorf("bounces (%v):\n%s", err, out.String())
 	}
 }
