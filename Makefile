@@ -39,12 +39,17 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzMediaType$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzStripQuoted$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
+	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzParseDeliveryReport$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
+	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzTrustedResults$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
+	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzAuthCheck$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 
 # Each writes its table to bench/RESULTS*.md.
 bench:
 	$(GO) run ./bench/ingest
 	$(GO) run ./bench/imap
 	$(GO) run ./bench/web
+	HELPDESK_BENCH_RESULTS=$(CURDIR)/bench/RESULTS-classify.md $(GO) test ./mailin -run '^$$' -bench '^BenchmarkClassifyCorpus$$' -benchtime 20x
 
 # Pictures every page of the web portal in Spanish and English, and two at
 # phone width, into docs/screenshots/ (the README shows them). Needs Chromium;

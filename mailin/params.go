@@ -37,7 +37,11 @@ func decodeText(s string) string {
 // standard (and every browser and mail reader) assumes.
 func toUTF8(s string) string {
 	if !utf8.ValidString(s) {
-		if d, err := charmap.Windows1252.NewDecoder().String(s); err == nil && utf8.ValidString(d) {
+		if mostlyUTF8(s) {
+			// UTF-8 with a damaged byte (a cut sequence): reading it all as
+			// Windows-1252 would garble every accent to repair one.
+			s = strings.ToValidUTF8(s, "\uFFFD")
+		} else if d, err := charmap.Windows1252.NewDecoder().String(s); err == nil && utf8.ValidString(d) {
 			s = d
 		} else {
 			s = strings.ToValidUTF8(s, "\uFFFD")
@@ -57,6 +61,25 @@ func toUTF8(s string) string {
 		}, s)
 	}
 	return s
+}
+
+// mostlyUTF8 reports whether s, not valid UTF-8, still has more valid
+// multi-byte sequences than invalid bytes: UTF-8 text with some damage
+// rather than text in a legacy charset (whose accented letters are invalid
+// UTF-8 one and all).
+func mostlyUTF8(s string) bool {
+	valid, invalid := 0, 0
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			invalid++
+		case size > 1:
+			valid++
+		}
+		i += size
+	}
+	return valid > invalid
 }
 
 // hasC1Control reports whether s holds a character of U+0080–U+009F (UTF-8
@@ -217,19 +240,26 @@ func percentDecode(s string) string {
 }
 
 func decodeCharset(cs, s string) string {
+	text, _ := decodeCharsetKnown(cs, s)
+	return text
+}
+
+// decodeCharsetKnown is decodeCharset, also reporting whether the charset
+// was one it knows (an unknown one is read as UTF-8 or Windows-1252).
+func decodeCharsetKnown(cs, s string) (string, bool) {
 	cs = strings.ToLower(strings.TrimSpace(cs))
 	if cs == "" || cs == "utf-8" || cs == "us-ascii" {
-		return toUTF8(s)
+		return toUTF8(s), true
 	}
 	r, err := charset.Reader(cs, strings.NewReader(s))
 	if err != nil {
-		return toUTF8(s)
+		return toUTF8(s), false
 	}
 	d, err := io.ReadAll(r)
 	if err != nil {
-		return toUTF8(s)
+		return toUTF8(s), true
 	}
-	return toUTF8(string(d))
+	return toUTF8(string(d)), true
 }
 
 // cleanFilename makes a name safe to offer for download: no directories, no

@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 	"github.com/inbucket/html2text"
 	"github.com/microcosm-cc/bluemonday"
+	"golang.org/x/net/html"
 
 	"github.com/helpdeskgw/helpdesk/tickets"
 )
@@ -100,7 +101,9 @@ func Parse(r io.Reader, tmpDir string) (*Parsed, error) {
 			if t, err := html2text.FromString(p.HTML, html2text.Options{}); err == nil {
 				p.Text = t
 			} else {
-				p.problem("HTML body could not be turned into text: %v", err)
+				// Too deep a tree for html2text: its words, without layout.
+				p.Text = htmlWords(p.HTML)
+				p.problem("HTML body could not be laid out as text (%v); its words are kept without layout", err)
 			}
 		}
 	}
@@ -289,7 +292,10 @@ func (p *Parsed) addText(r io.Reader, ctype, charset string, path []int, texts, 
 	if truncated && isUTF8Charset(charset) {
 		raw = trimPartialRune(raw) // or decodeCharset would take it for Windows-1252
 	}
-	text := decodeCharset(charset, raw)
+	text, known := decodeCharsetKnown(charset, raw)
+	if !known {
+		p.problem("part %s (%s) is in the unknown charset %q; read as UTF-8, or Windows-1252 where it is not", partName(path), ctype, shorten([]byte(charset), 40))
+	}
 	if len(text) > limit { // a legacy charset takes more bytes in UTF-8
 		text, truncated = trimPartialRune(text[:limit]), true
 	}
@@ -501,14 +507,34 @@ func parseAddress(v string) (tickets.Address, error) {
 	if list, err := parser.ParseList(v); err == nil && len(list) > 0 {
 		return tickets.Address{Name: toUTF8(list[0].Name), Email: toUTF8(list[0].Address)}, nil
 	}
+	// The address in angle brackets is the address; what comes before is a
+	// name, even one that looks like an address ("support@example.com"
+	// <evil@example.net> without quotes).
+	if m := angleAddrPattern.FindStringSubmatchIndex(v); m != nil {
+		email := v[m[2]:m[3]]
+		name := strings.Trim(strings.TrimSpace(v[:m[0]]), `"' `)
+		addr := tickets.Address{Name: decodeText(name), Email: toUTF8(email)}
+		if strings.Contains(name, "@") || strings.TrimSpace(v[m[1]:]) != "" {
+			// Worth a word to the staff: the name poses as an address, or
+			// more follows that could not be read.
+			return addr, fmt.Errorf("not a valid address list; read the address in angle brackets, %s", addr.Email)
+		}
+		return addr, nil // a name in raw 8-bit text, as much mail has
+	}
 	loc := addrPattern.FindStringIndex(v)
 	if loc == nil {
 		return tickets.Address{}, errors.New("no address found")
 	}
 	email := v[loc[0]:loc[1]]
 	name := strings.Trim(strings.TrimSpace(v[:loc[0]]), `"'<> `)
-	return tickets.Address{Name: decodeText(name), Email: toUTF8(email)}, nil
+	addr := tickets.Address{Name: decodeText(name), Email: toUTF8(email)}
+	if len(addrPattern.FindAllStringIndex(v, 2)) > 1 {
+		return addr, fmt.Errorf("not a valid address list; read the first address in it, %s", addr.Email)
+	}
+	return addr, nil
 }
+
+var angleAddrPattern = regexp.MustCompile(`<\s*([^\s<>"(),;:]+@[^\s<>"(),;:]+)\s*>`)
 
 // htmlPolicy keeps customer HTML safe to show: bluemonday's policy for user
 // content, with links that leak nothing and no remote images (they are
@@ -534,3 +560,21 @@ var htmlPolicy = func() *bluemonday.Policy {
 }()
 
 func sanitizeHTML(s string) string { return htmlPolicy.Sanitize(s) }
+
+// htmlWords is the text of an HTML document, read token by token (no tree,
+// so no depth to exceed), a line per block of text.
+func htmlWords(s string) string {
+	z := html.NewTokenizer(strings.NewReader(s))
+	var b strings.Builder
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			return strings.TrimSpace(b.String())
+		case html.TextToken:
+			if t := strings.Join(strings.Fields(string(z.Text())), " "); t != "" {
+				b.WriteString(t)
+				b.WriteByte('\n')
+			}
+		}
+	}
+}

@@ -102,6 +102,9 @@ func (r *Receiver) Department(ctx context.Context, addr string) (tickets.Departm
 // it returns nil, every department's copy is committed.
 func (r *Receiver) Deliver(ctx context.Context, env Envelope, raw tickets.Content) ([]tickets.IngestResult, error) {
 	start := time.Now()
+	// Mail from a mailbox arrives without a recipient lookup: the
+	// departments' addresses must be known to recognize our own mail.
+	r.departments.freshen(ctx)
 	m, err := r.read(&env, raw)
 	if err != nil {
 		return nil, err
@@ -351,6 +354,19 @@ func (c *departmentCache) lookup(ctx context.Context, addr string) (tickets.Depa
 		return d, false, err
 	}
 	return d, ok, nil
+}
+
+// freshen reloads the departments when they are older than the cache's
+// lifetime, as lookup would; while the database is away, the addresses
+// already known are kept.
+func (c *departmentCache) freshen(ctx context.Context) {
+	c.mu.Lock()
+	now := time.Now()
+	due := now.Sub(c.loadedAt) >= departmentCacheTTL && now.Sub(c.triedAt) >= departmentReload
+	c.mu.Unlock()
+	if due {
+		c.load.Do("departments", func() (any, error) { return nil, c.reload(ctx) }) //nolint:errcheck // lookup reports it
+	}
 }
 
 func (c *departmentCache) reload(ctx context.Context) error {

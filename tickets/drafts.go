@@ -136,7 +136,9 @@ func (b *batch) recordAnswers(ctx context.Context, tx pgx.Tx, claimed []int) err
 			}
 			hTickets, hActions = append(hTickets, r.ticketID), append(hActions, "delivery_failed")
 			hValues = append(hValues, oneLine(status, 300))
-			if r.outboxID != 0 {
+			// A delay is news, not a return: the mail is marked returned
+			// only when delivery failed (or the report names no one).
+			if r.outboxID != 0 && (len(failed) > 0 || len(in.Bounce.Recipients) == 0) {
 				outboxIDs, outboxStatus = append(outboxIDs, r.outboxID), append(outboxStatus, oneLine(status, 300))
 			}
 			if len(in.Bounce.Recipients) == 0 && r.outboxID != 0 {

@@ -103,11 +103,7 @@ func draftFields() map[string]int64 {
 // postDraft adds a held reply to the ticket, with the text as the visitor
 // edited it and the files they kept.
 func (s *Server) postDraft(w http.ResponseWriter, r *http.Request) {
-	t, locale, ok := s.postTicket(w, r)
-	if !ok {
-		return
-	}
-	draftID, ok := s.pathDraft(w, r, locale)
+	t, locale, draftID, ok := s.draftRequest(w, r)
 	if !ok {
 		return
 	}
@@ -140,11 +136,7 @@ func (s *Server) postDraft(w http.ResponseWriter, r *http.Request) {
 
 // discardDraft drops a held reply.
 func (s *Server) discardDraft(w http.ResponseWriter, r *http.Request) {
-	t, locale, ok := s.postTicket(w, r)
-	if !ok {
-		return
-	}
-	draftID, ok := s.pathDraft(w, r, locale)
+	t, locale, draftID, ok := s.draftRequest(w, r)
 	if !ok {
 		return
 	}
@@ -153,6 +145,18 @@ func (s *Server) discardDraft(w http.ResponseWriter, r *http.Request) {
 	}
 	err := s.store.DiscardDraft(r.Context(), t.ID, draftID)
 	s.draftDecided(w, r, t, locale, &draftForm{id: draftID}, "draft_discarded", err)
+}
+
+// draftRequest checks a post about a draft: the visitor's right to the
+// ticket and the draft ID the path names. On failure it has answered the
+// request.
+func (s *Server) draftRequest(w http.ResponseWriter, r *http.Request) (tickets.Ticket, string, int64, bool) {
+	t, locale, ok := s.postTicket(w, r)
+	if !ok {
+		return t, locale, 0, false
+	}
+	draftID, ok := s.pathDraft(w, r, locale)
+	return t, locale, draftID, ok
 }
 
 // pathDraft is the draft ID the path names. On failure it has answered the
