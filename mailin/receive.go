@@ -38,6 +38,7 @@ type Receiver struct {
 	departments departmentCache
 	auth        *Authenticator
 	trustedAuth []string
+	metrics     *Metrics
 }
 
 // ReceiverOptions configures a Receiver.
@@ -57,11 +58,14 @@ type ReceiverOptions struct {
 	// headers are believed for mail taken from mailboxes (the provider that
 	// received it, e.g. "mx.google.com").
 	TrustedAuthServIDs []string
+	// Metrics, when set, counts what is received (shared with the SMTP
+	// listener and the pollers that deliver to this Receiver).
+	Metrics *Metrics
 }
 
 // NewReceiver returns a Receiver.
 func NewReceiver(opts ReceiverOptions) *Receiver {
-	r := &Receiver{store: opts.Store, log: opts.Logger, tmpDir: opts.TempDir, auth: opts.Authenticator, trustedAuth: opts.TrustedAuthServIDs}
+	r := &Receiver{store: opts.Store, log: opts.Logger, tmpDir: opts.TempDir, auth: opts.Authenticator, trustedAuth: opts.TrustedAuthServIDs, metrics: opts.Metrics}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -118,12 +122,14 @@ func (r *Receiver) Deliver(ctx context.Context, env Envelope, raw tickets.Conten
 			return results, err
 		}
 		results = append(results, res)
+		r.metrics.mailStored(env.Source, res)
 		r.log.Info("mail received",
 			"source", env.Source, "department", d.Slug, "message_id", m.parsed.MessageID, "from", m.parsed.From.Email,
 			"disposition", res.Disposition, "ticket", res.TrackingID, "reason", res.Reason,
 			"ack", res.AckQueued, "automatic", m.automatic, "size", raw.Size, "attachments", len(m.parsed.Attachments),
 			"problems", len(m.parsed.Problems), "dmarc", m.auth.DMARC, "draft", res.DraftID, "elapsed", time.Since(start))
 	}
+	r.metrics.ingestTook(env.Source, time.Since(start))
 	return results, nil
 }
 

@@ -85,7 +85,7 @@ func NewSMTPServer(opts SMTPOptions) *SMTPServer {
 
 // Serve accepts connections on l until Shutdown or Close.
 func (s *SMTPServer) Serve(l net.Listener) error {
-	err := s.srv.Serve(&limitListener{Listener: l, slots: make(chan struct{}, s.maxConns), log: s.log})
+	err := s.srv.Serve(&limitListener{Listener: l, slots: make(chan struct{}, s.maxConns), log: s.log, metrics: s.rcv.metrics})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -144,7 +144,13 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 
-func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	err := ss.rcpt(to)
+	ss.s.rcv.metrics.smtpReply("rcpt", err)
+	return err
+}
+
+func (ss *session) rcpt(to string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	d, ok, err := ss.s.rcv.Department(ctx, to)
@@ -170,6 +176,12 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (ss *session) Data(r io.Reader) error {
+	err := ss.data(r)
+	ss.s.rcv.metrics.smtpReply("data", err)
+	return err
+}
+
+func (ss *session) data(r io.Reader) error {
 	raw, release, err := spool(r, ss.s.rcv.tmpDir)
 	defer release()
 	if err != nil {
@@ -216,9 +228,12 @@ func (l slogErrorLog) Println(v ...any) { l.log.Warn("smtp server", "msg", fmt.S
 // them, rather than letting them wait unanswered in the backlog.
 type limitListener struct {
 	net.Listener
-	slots chan struct{}
-	log   *slog.Logger
+	slots   chan struct{}
+	log     *slog.Logger
+	metrics *Metrics
 }
+
+var errTooManyConns = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Too many connections; please try again later"}
 
 func (l *limitListener) Accept() (net.Conn, error) {
 	for {
@@ -231,8 +246,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return &slotConn{Conn: c, release: func() { <-l.slots }}, nil
 		default:
 			l.log.Warn("SMTP connection refused: too many at once", "conn", c.RemoteAddr().String(), "max", cap(l.slots))
-			c.SetWriteDeadline(time.Now().Add(5 * time.Second))                             //nolint:errcheck // best effort
-			io.WriteString(c, "421 4.3.2 Too many connections; please try again later\r\n") //nolint:errcheck // closing anyway
+			l.metrics.smtpReply("connect", errTooManyConns)
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))            //nolint:errcheck // best effort
+			io.WriteString(c, "421 4.3.2 "+errTooManyConns.Message+"\r\n") //nolint:errcheck // closing anyway
 			c.Close()
 		}
 	}

@@ -52,6 +52,8 @@ type Options struct {
 	Linger time.Duration
 	// MaxAttempts before a mail is given up. Default: 15 (about two days).
 	MaxAttempts int
+	// Metrics, when set, counts what is sent and what fails.
+	Metrics *Metrics
 }
 
 // Worker drains the outbox.
@@ -69,6 +71,7 @@ type Worker struct {
 	lease       time.Duration
 	sendBudget  time.Duration
 	wake        chan struct{}
+	metrics     *Metrics
 
 	sent, failed, panics atomic.Int64
 }
@@ -86,7 +89,7 @@ func New(opts Options) (*Worker, error) {
 		store: opts.Store, tmpl: opts.Templates, sender: s, baseURL: strings.TrimRight(opts.BaseURL, "/"),
 		from: opts.From, log: opts.Logger, senders: opts.Senders, batchSize: opts.BatchSize,
 		maxAttempts: opts.MaxAttempts, linger: opts.Linger, wake: make(chan struct{}, 1),
-		lease: defaultLease, sendBudget: defaultSendBudget,
+		lease: defaultLease, sendBudget: defaultSendBudget, metrics: opts.Metrics,
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
@@ -266,15 +269,18 @@ func (w *Worker) outcome(m tickets.OutboxMail, err error) tickets.Outcome {
 	switch {
 	case err == nil:
 		w.sent.Add(1)
+		w.metrics.recordSent(m.Kind)
 		w.log.Info("mail sent", "kind", m.Kind, "ticket", m.Ticket.TrackingID, "to", m.Recipient,
 			"message_id", m.MessageID, "attempt", attempt, "queued_for", time.Since(m.CreatedAt).Round(time.Millisecond))
 		return tickets.Outcome{ID: m.ID, State: "sent"}
 	case errors.As(err, &perm) || attempt >= w.maxAttempts:
 		w.failed.Add(1)
+		w.metrics.recordFailure(err, true)
 		w.log.Error("mail given up", "kind", m.Kind, "ticket", m.Ticket.TrackingID, "to", m.Recipient,
 			"message_id", m.MessageID, "attempt", attempt, "err", err)
 		return tickets.Outcome{ID: m.ID, State: "failed", Reason: err.Error()}
 	default:
+		w.metrics.recordFailure(err, false)
 		at := time.Now().Add(backoff(attempt))
 		w.log.Warn("mail not sent, will retry", "kind", m.Kind, "ticket", m.Ticket.TrackingID, "to", m.Recipient,
 			"message_id", m.MessageID, "attempt", attempt, "retry_at", at.Format(time.RFC3339), "err", err)
@@ -299,7 +305,7 @@ func (w *Worker) send(ctx context.Context, c conn, m tickets.OutboxMail) (err er
 	}()
 	data, from, err := w.compose(m, m.Token)
 	if err != nil {
-		return &PermanentError{err}
+		return &PermanentError{fmt.Errorf("%w: %w", errCompose, err)}
 	}
 	return c.Send(ctx, Envelope{ID: m.ID, From: from, To: m.Recipient, Data: data})
 }

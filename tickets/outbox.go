@@ -262,6 +262,30 @@ func (s *Store) NextOutboxAttempt(ctx context.Context) (time.Time, bool, error) 
 	return *at, true, nil
 }
 
+// OutboxDepth is how much mail waits to be sent.
+type OutboxDepth struct {
+	Pending       int
+	OldestPending time.Time // zero when nothing waits
+	Failed        int
+}
+
+// OutboxDepth counts the mail waiting to be sent and given up on.
+func (s *Store) OutboxDepth(ctx context.Context) (OutboxDepth, error) {
+	var d OutboxDepth
+	var oldest *time.Time
+	err := s.pool.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE state = 'pending'), min(created_at) FILTER (WHERE state = 'pending'),
+		       count(*) FILTER (WHERE state = 'failed')
+		FROM outbox WHERE state <> 'sent'`).Scan(&d.Pending, &oldest, &d.Failed)
+	if err != nil {
+		return d, fmt.Errorf("outbox depth: %w", err)
+	}
+	if oldest != nil {
+		d.OldestPending = *oldest
+	}
+	return d, nil
+}
+
 // OutboxState is a queued mail's state as the staff and tests see it.
 type OutboxState struct {
 	ID        int64

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 
 	"github.com/helpdeskgw/helpdesk/mailin"
@@ -33,7 +36,9 @@ type App struct {
 	web    *http.Server
 	pages  *web.Server
 	// jobs runs the scheduled work.
-	jobs *cron.Cron
+	jobs              *cron.Cron
+	registry          *prometheus.Registry
+	jobRuns, jobItems *prometheus.CounterVec
 
 	smtpLn, httpLn net.Listener
 }
@@ -115,8 +120,19 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 			log.Info("demo department created", "slug", demoDepartment.Slug, "address", demoDepartment.Address)
 		}
 	}
+	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		mailout.NewOutboxCollector(a.store), mailin.NewMailboxCollector(a.store))
+	a.jobRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "helpdesk_job_runs_total", Help: "Runs of the scheduled jobs, by job and outcome (ok, error).",
+	}, []string{"job", "outcome"})
+	a.jobItems = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "helpdesk_job_items_total", Help: "What the scheduled jobs did (drafts expired, …), by job.",
+	}, []string{"job"})
+	a.registry.MustRegister(a.jobRuns, a.jobItems)
 	worker, err = mailout.New(mailout.Options{Store: a.store, Templates: tmpl, MailOut: cfg.MailOut,
-		BaseURL: cfg.BaseURL, From: cfg.From, Hostname: cfg.SMTPHostname, Logger: log.With("component", "mailout")})
+		BaseURL: cfg.BaseURL, From: cfg.From, Hostname: cfg.SMTPHostname, Logger: log.With("component", "mailout"),
+		Metrics: mailout.NewMetrics(a.registry)})
 	if err != nil {
 		return nil, err
 	}
@@ -127,18 +143,11 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 		auth = mailin.NewAuthenticator(mailin.AuthOptions{})
 	}
 	rcv := mailin.NewReceiver(mailin.ReceiverOptions{Store: a.store, Logger: log.With("component", "mailin"),
-		OwnAddresses: []string{cfg.From}, Authenticator: auth, TrustedAuthServIDs: cfg.TrustedAuthServIDs})
+		OwnAddresses: []string{cfg.From}, Authenticator: auth, TrustedAuthServIDs: cfg.TrustedAuthServIDs,
+		Metrics: mailin.NewMetrics(a.registry)})
 	cronLog := cron.VerbosePrintfLogger(slog.NewLogLogger(log.Handler(), slog.LevelDebug))
 	a.jobs = cron.New(cron.WithChain(cron.SkipIfStillRunning(cronLog), cron.Recover(cronLog)))
-	a.jobs.AddFunc("@every 10m", func() { //nolint:errcheck // a valid spec
-		n, err := a.store.ExpireDrafts(context.Background())
-		switch {
-		case err != nil:
-			log.Error("expire held replies", "err", err)
-		case n > 0:
-			log.Info("held replies expired", "count", n)
-		}
-	})
+	a.addJob("expire_drafts", "@every 10m", a.store.ExpireDrafts)
 	a.imap = mailin.NewPollers(mailin.PollerOptions{Store: a.store, Receiver: rcv, Logger: log.With("component", "imap")})
 	if cfg.SMTPAddr != "" {
 		a.smtp = mailin.NewSMTPServer(mailin.SMTPOptions{Receiver: rcv, Logger: log.With("component", "smtp"),
@@ -147,10 +156,13 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 			return nil, fmt.Errorf("HELPDESK_SMTP_ADDR: %w", err)
 		}
 	}
-	proxies, _ := cfg.trustedProxies() // validated
+	proxies, _ := cfg.trustedProxies()    // validated
+	metricsAllow, _ := cfg.metricsAllow() // validated
 	handler := web.New(web.Options{Store: a.store, Templates: tmpl, Logger: log.With("component", "web"),
 		Ready: a.ready, TrustedProxies: proxies, BaseURL: cfg.BaseURL, MaxAttachments: cfg.MaxAttachments,
-		MaxAttachmentBytes: cfg.MaxAttachmentBytes, MaxUploadBytes: cfg.MaxUploadBytes, SessionTTL: cfg.SessionTTL})
+		MaxAttachmentBytes: cfg.MaxAttachmentBytes, MaxUploadBytes: cfg.MaxUploadBytes, SessionTTL: cfg.SessionTTL,
+		Metrics: web.NewMetrics(a.registry), MetricsAllow: metricsAllow,
+		MetricsHandler: promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})})
 	a.pages = handler
 	a.web = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -159,6 +171,29 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 	}
 	ok = true
 	return a, nil
+}
+
+// addJob schedules fn, which returns how many things it did; each run is
+// logged when it did something or failed, and counted.
+func (a *App) addJob(name, spec string, fn func(context.Context) (int, error)) {
+	_, err := a.jobs.AddFunc(spec, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		n, err := fn(ctx)
+		if err != nil {
+			a.jobRuns.WithLabelValues(name, "error").Inc()
+			a.log.Error("scheduled job failed", "job", name, "err", err)
+			return
+		}
+		a.jobRuns.WithLabelValues(name, "ok").Inc()
+		a.jobItems.WithLabelValues(name).Add(float64(n))
+		if n > 0 {
+			a.log.Info("scheduled job done", "job", name, "count", n)
+		}
+	})
+	if err != nil {
+		panic(fmt.Sprintf("job %s: bad schedule %q: %v", name, spec, err)) // a constant in the code
+	}
 }
 
 // ready is /readyz: the database answers and its schema is the one this

@@ -52,6 +52,7 @@ type Config struct {
 	DraftTTL             time.Duration `env:"HELPDESK_DRAFT_TTL" envDefault:"168h"`
 	CheckSenderAuth      bool          `env:"HELPDESK_SMTP_CHECK_AUTH" envDefault:"true"`
 	TrustedAuthServIDs   []string      `env:"HELPDESK_TRUSTED_AUTHSERV_IDS" envSeparator:","`
+	MetricsAllowed       []string      `env:"HELPDESK_METRICS_ALLOW" envSeparator:","`
 }
 
 const defaultSMTPAddr = "127.0.0.1:2525"
@@ -152,6 +153,9 @@ func (c Config) validate() error {
 	if _, err := c.trustedProxies(); err != nil {
 		bad("HELPDESK_TRUSTED_PROXIES", "%v", err)
 	}
+	if _, err := c.metricsAllow(); err != nil {
+		bad("HELPDESK_METRICS_ALLOW", "%v", err)
+	}
 	if c.ShutdownTimeout <= 0 {
 		bad("HELPDESK_SHUTDOWN_TIMEOUT", "%s: want a positive duration", c.ShutdownTimeout)
 	}
@@ -202,9 +206,16 @@ func (c Config) limits() tickets.Limits {
 
 // trustedProxies parses HELPDESK_TRUSTED_PROXIES: addresses or CIDR
 // prefixes, comma-separated.
-func (c Config) trustedProxies() ([]netip.Prefix, error) {
+func (c Config) trustedProxies() ([]netip.Prefix, error) { return parsePrefixes(c.TrustedProxies) }
+
+// metricsAllow parses HELPDESK_METRICS_ALLOW, the clients /metrics answers
+// (nil, for the default, when unset).
+func (c Config) metricsAllow() ([]netip.Prefix, error) { return parsePrefixes(c.MetricsAllowed) }
+
+// parsePrefixes reads addresses or CIDR prefixes.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for _, v := range c.TrustedProxies {
+	for _, v := range list {
 		v = strings.TrimSpace(v)
 		if v == "" {
 			continue

@@ -107,9 +107,23 @@ func peerAddr(r *http.Request) (netip.Addr, bool) {
 // address (the one X-Forwarded-For gives when the peer is a trusted proxy),
 // and for IPv6 its /64, which one host usually has whole.
 func (s *Server) clientKey(r *http.Request) string {
-	ip, ok := peerAddr(r)
+	ip, ok := s.clientAddr(r)
 	if !ok {
 		return r.RemoteAddr
+	}
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
+// clientAddr is the address a request comes from: the peer's, or the one
+// X-Forwarded-For gives when the peer is a trusted proxy.
+func (s *Server) clientAddr(r *http.Request) (netip.Addr, bool) {
+	ip, ok := peerAddr(r)
+	if !ok {
+		return ip, false
 	}
 	if s.trusted(ip) {
 		// The last address not of a trusted proxy is the client's; the
@@ -126,11 +140,7 @@ func (s *Server) clientKey(r *http.Request) string {
 			}
 		}
 	}
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
+	return ip, true
 }
 
 func (s *Server) trusted(ip netip.Addr) bool {

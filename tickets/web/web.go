@@ -91,6 +91,13 @@ type Options struct {
 	// ForgotRate is how many lists of tickets a client may ask to be mailed
 	// per hour. Default: 5.
 	ForgotRate int
+
+	// Metrics, when set, counts requests by route and status.
+	Metrics *Metrics
+	// MetricsHandler serves GET /metrics, to the clients in MetricsAllow
+	// (default: DefaultMetricsAllow); without it /metrics is not found.
+	MetricsHandler http.Handler
+	MetricsAllow   []netip.Prefix
 }
 
 // Server serves the pages.
@@ -119,7 +126,10 @@ type Server struct {
 	submits        *limiter // per client
 	reminders      *limiter // per client
 
-	handler http.Handler
+	handler        http.Handler
+	counters       *Metrics
+	metricsHandler http.Handler
+	metricsAllow   []netip.Prefix
 }
 
 // limits are the upload limits, as the forms show them.
@@ -144,6 +154,10 @@ func New(opts Options) *Server {
 		store: opts.Store, tmpl: opts.Templates, log: opts.Logger, ready: opts.Ready,
 		proxies: opts.TrustedProxies, tempDir: opts.TempDir,
 		sessionTTL: orDefault(opts.SessionTTL, 72*time.Hour),
+		counters:   opts.Metrics, metricsHandler: opts.MetricsHandler, metricsAllow: opts.MetricsAllow,
+	}
+	if s.metricsAllow == nil {
+		s.metricsAllow = DefaultMetricsAllow()
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -172,6 +186,7 @@ func New(opts Options) *Server {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.Handle("GET /static/", s.static())
 	mux.HandleFunc("GET /{$}", s.home)
 	mux.HandleFunc("GET /submit", s.submitPage)
@@ -230,7 +245,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.secure(r) {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
-	s.handler.ServeHTTP(w, r)
+	s.counters.count(s.handler, w, r)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
