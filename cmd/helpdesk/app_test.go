@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,19 @@ const testBaseURL = "http://helpdesk.test"
 
 // startApp runs the whole gateway on loopback ports with a spool directory.
 func startApp(t *testing.T) (*App, string) {
+	t.Helper()
+	app, spool, stop := runApp(t)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("app stopped with %v", err)
+		}
+	})
+	return app, spool
+}
+
+// runApp runs the whole gateway; stop shuts it down as SIGTERM does and
+// returns what Run returned.
+func runApp(t *testing.T) (*App, string, func() error) {
 	t.Helper()
 	db.Reset(t)
 	spool := t.TempDir()
@@ -50,13 +64,12 @@ func startApp(t *testing.T) (*App, string) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("app stopped with %v", err)
-		}
-	})
-	return app, spool
+	var once sync.Once
+	var runErr error
+	return app, spool, func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
 }
 
 // waitForFile waits for the n-th file of the spool to appear.

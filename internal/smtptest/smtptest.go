@@ -99,6 +99,36 @@ func (c *Conn) Data(msg []byte) (int, string) {
 	return code, text
 }
 
+// StartData sends the first half of a message body after a 354 and returns
+// what sends the rest and reads the final reply: a test can act while a
+// mail is in transfer.
+func (c *Conn) StartData(msg []byte) (finish func() (int, string)) {
+	c.t.Helper()
+	w := c.tp.DotWriter()
+	msg = bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n"))
+	half := len(msg) / 2
+	if _, err := w.Write(msg[:half]); err != nil {
+		c.t.Fatalf("write data: %v", err)
+	}
+	if err := c.tp.W.Flush(); err != nil {
+		c.t.Fatalf("write data: %v", err)
+	}
+	return func() (int, string) {
+		c.t.Helper()
+		if _, err := w.Write(msg[half:]); err != nil {
+			c.t.Fatalf("write data: %v", err)
+		}
+		if err := w.Close(); err != nil {
+			c.t.Fatalf("end data: %v", err)
+		}
+		code, text, err := c.tp.ReadResponse(0)
+		if err != nil && code == 0 {
+			c.t.Fatalf("read reply to data: %v", err)
+		}
+		return code, text
+	}
+}
+
 // Quit ends the session.
 func (c *Conn) Quit() { c.Cmd("QUIT", 221) }
 
