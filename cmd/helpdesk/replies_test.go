@@ -117,7 +117,7 @@ Vuelvo el lunes.
 	var body bytes.Buffer
 	w := multipart.NewWriter(&body)
 	w.WriteField("message", "Ya funciona, gracias (enviado por mí).") //nolint:errcheck // in memory
-	w.WriteField("keep", "0")                                          //nolint:errcheck // in memory
+	w.WriteField("keep", "0")                                         //nolint:errcheck // in memory
 	w.Close()
 	resp, err := browser.Post(base+action[1], w.FormDataContentType(), &body)
 	if err != nil {
