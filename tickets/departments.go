@@ -65,11 +65,16 @@ func (s *Store) AddDepartment(ctx context.Context, d Department) (Department, er
 	return d, nil
 }
 
-const departmentColumns = `d.id, d.slug, d.name, d.address, d.locale, d.created_at`
+const departmentColumns = `d.id, d.slug, d.name, d.address, d.locale, d.created_at, coalesce(d.auto_resolve_days, 0)`
+
+// departmentDest are the scan destinations of departmentColumns.
+func departmentDest(d *Department) []any {
+	return []any{&d.ID, &d.Slug, &d.Name, &d.Address, &d.Locale, &d.CreatedAt, &d.AutoResolveDays}
+}
 
 func scanDepartment(row pgx.Row) (Department, error) {
 	var d Department
-	err := row.Scan(&d.ID, &d.Slug, &d.Name, &d.Address, &d.Locale, &d.CreatedAt)
+	err := row.Scan(departmentDest(&d)...)
 	return d, err
 }
 

@@ -346,6 +346,14 @@ func createTickets(ctx context.Context, tx pgx.Tx, list []*newTicket) error {
 			), o AS (
 				INSERT INTO outbox (kind, ticket_id, recipient, message_id, in_reply_to, reference_ids)
 				SELECT 'ack', ticket_id, customer_email, ack_message_id, mail_message_id, string_to_array(refs, ' ') FROM nt WHERE ack
+			), n AS (
+				-- The agents of the department who asked to hear of new tickets.
+				INSERT INTO outbox (kind, ticket_id, agent_id, recipient, message_id)
+				SELECT 'agent_new_ticket', nt.ticket_id, ag.id, ag.email,
+				       replace(gen_random_uuid()::text, '-', '') || '.staff@' || split_part(d.address, '@', 2)
+				FROM nt JOIN departments d ON d.id = nt.department_id
+				JOIN agent_departments ad ON ad.department_id = nt.department_id
+				JOIN agents ag ON ag.id = ad.agent_id AND ag.notify_new AND ag.disabled_at IS NULL
 			)
 			SELECT ticket_id, tracking_id FROM nt`,
 			inboundIDs, depts, tracking, subjects, names, emails, texts, htmls, msgIDs, acks, automatic, ackIDs, refs,

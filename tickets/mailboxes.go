@@ -98,11 +98,9 @@ func scanMailbox(row pgx.CollectableRow) (Mailbox, error) {
 	var pollSeconds int
 	var uidValidity, lastUID int64
 	var lastErrorAt, lastSuccessAt *time.Time
-	d := &m.Department
-	err := row.Scan(&m.ID, &m.URL, &m.PasswordRef, &m.MoveTo, &pollSeconds, &m.Enabled, &m.Version,
+	err := row.Scan(append([]any{&m.ID, &m.URL, &m.PasswordRef, &m.MoveTo, &pollSeconds, &m.Enabled, &m.Version,
 		&uidValidity, &lastUID, &m.Ingested, &m.State, &m.StateAt, &m.Holder, &m.LastError,
-		&lastErrorAt, &lastSuccessAt, &m.CreatedAt,
-		&d.ID, &d.Slug, &d.Name, &d.Address, &d.Locale, &d.CreatedAt)
+		&lastErrorAt, &lastSuccessAt, &m.CreatedAt}, departmentDest(&m.Department)...)...)
 	m.PollInterval = time.Duration(pollSeconds) * time.Second
 	m.UIDValidity, m.LastUID = uint32(uidValidity), uint32(lastUID)
 	if lastErrorAt != nil {

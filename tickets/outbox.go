@@ -21,6 +21,16 @@ const (
 	// KindDraftNotice tells a ticket's owner that a reply to our mail waits
 	// for them to review and post it.
 	KindDraftNotice MailKind = "draft_notice"
+	// KindAnswer mails an agent's answer to the customer.
+	KindAnswer MailKind = "answer"
+	// KindAutoResolved tells the customer a ticket left in Replied was
+	// resolved, and how to reopen it.
+	KindAutoResolved MailKind = "auto_resolved"
+	// KindAgentNewTicket tells an agent a ticket arrived in their
+	// department; KindAgentCustomerReply tells the assignee the customer
+	// wrote. They carry a staff link, never the customer's.
+	KindAgentNewTicket     MailKind = "agent_new_ticket"
+	KindAgentCustomerReply MailKind = "agent_customer_reply"
 )
 
 // OutboxMail is a queued mail with what is needed to write it.
@@ -47,6 +57,17 @@ type OutboxMail struct {
 	// Draft is the held reply a notice is about; its Token confirms that
 	// draft (and opens the ticket) until the draft expires.
 	Draft *Draft
+	// Message is what an answer (or a staff notice of a customer's
+	// message) carries, with its attachments.
+	Message *Message
+	// AgentName is the staff member a staff notice is for.
+	AgentName string
+}
+
+// carriesTicketLink reports whether the mail's token opens its ticket for
+// the customer. Staff notices carry a staff link instead.
+func (k MailKind) carriesTicketLink() bool {
+	return k == KindAck || k == KindAnswer || k == KindAutoResolved
 }
 
 // ListedTicket is one ticket a mail lists, with the token that opens it.
@@ -64,8 +85,9 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			SELECT o.id, o.kind, o.recipient, o.message_id, o.in_reply_to, o.reference_ids, o.attempts, o.created_at,
-			       o.locale, `+ticketColumns+`
+			       o.locale, coalesce(o.message_ref, 0), coalesce(ag.name, ''), `+ticketColumns+`
 			FROM outbox o JOIN tickets t ON t.id = o.ticket_id JOIN departments d ON d.id = t.department_id
+			LEFT JOIN agents ag ON ag.id = o.agent_id
 			WHERE o.state = 'pending' AND o.next_attempt <= now()
 			ORDER BY o.next_attempt, o.id
 			LIMIT $1
@@ -73,11 +95,17 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 		if err != nil {
 			return err
 		}
+		messageRefs := map[int64]int64{}
 		mails, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxMail, error) {
 			var m OutboxMail
-			dest := append([]any{&m.ID, &m.Kind, &m.Recipient, &m.MessageID, &m.InReplyTo, &m.References, &m.Attempts, &m.CreatedAt, &m.Locale},
-				ticketDest(&m.Ticket)...)
-			return m, r.Scan(dest...)
+			var ref int64
+			dest := append([]any{&m.ID, &m.Kind, &m.Recipient, &m.MessageID, &m.InReplyTo, &m.References, &m.Attempts, &m.CreatedAt,
+				&m.Locale, &ref, &m.AgentName}, ticketDest(&m.Ticket)...)
+			err := r.Scan(dest...)
+			if ref != 0 {
+				messageRefs[m.ID] = ref
+			}
+			return m, err
 		})
 		if err != nil || len(mails) == 0 {
 			return err
@@ -96,11 +124,14 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 		if err := draftTokens(ctx, tx, mails); err != nil {
 			return err
 		}
+		if err := carriedMessages(ctx, tx, mails, messageRefs); err != nil {
+			return err
+		}
 		// A token for each mail's ticket, or for each ticket a reminder
 		// lists.
 		var ticketIDs []int64
 		for _, m := range mails {
-			if m.Kind == KindAck {
+			if m.Kind.carriesTicketLink() {
 				ticketIDs = append(ticketIDs, m.Ticket.ID)
 			}
 			for _, l := range m.Listed {
@@ -112,7 +143,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 			return err
 		}
 		for i := range mails {
-			if mails[i].Kind == KindAck {
+			if mails[i].Kind.carriesTicketLink() {
 				mails[i].Token, tokens = tokens[0], tokens[1:]
 			}
 			for j := range mails[i].Listed {
@@ -125,6 +156,47 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
 	return mails, nil
+}
+
+// carriedMessages reads the messages the mails carry (refs: outbox ID →
+// message ID), with their attachments.
+func carriedMessages(ctx context.Context, tx pgx.Tx, mails []OutboxMail, refs map[int64]int64) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(refs))
+	for _, id := range refs {
+		ids = append(ids, id)
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT m.id, m.author_kind, m.author_name, m.author_email, m.body_text, m.internal, m.created_at,
+		       coalesce(array_agg(a.filename ORDER BY a.id) FILTER (WHERE a.id IS NOT NULL), '{}')
+		FROM messages m LEFT JOIN attachments a ON a.message_id = m.id
+		WHERE m.id = ANY($1) GROUP BY m.id`, ids)
+	if err != nil {
+		return fmt.Errorf("messages of mails: %w", err)
+	}
+	byID := map[int64]*Message{}
+	var m Message
+	var names []string
+	_, err = pgx.ForEachRow(rows, []any{&m.ID, &m.AuthorKind, &m.AuthorName, &m.AuthorEmail, &m.Text, &m.Internal, &m.CreatedAt, &names}, func() error {
+		mc := m
+		mc.Attachments = nil
+		for _, n := range names {
+			mc.Attachments = append(mc.Attachments, Attachment{MessageID: m.ID, Filename: n})
+		}
+		byID[m.ID] = &mc
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("messages of mails: %w", err)
+	}
+	for i := range mails {
+		if ref, ok := refs[mails[i].ID]; ok {
+			mails[i].Message = byID[ref]
+		}
+	}
+	return nil
 }
 
 // draftTokens reads the drafts the notices among mails are about and issues

@@ -299,6 +299,13 @@ func addCustomerMessage(ctx context.Context, tx pgx.Tx, ticketID int64, text str
 			SELECT old.id, 'customer:' || old.customer_email, 'message', '', m.id::text FROM old, m
 			UNION ALL
 			SELECT id, 'customer:' || customer_email, 'status', status, 'waiting_reply' FROM old WHERE status <> 'waiting_reply'
+		), n AS (
+			-- The agent the ticket is assigned to hears of it.
+			INSERT INTO outbox (kind, ticket_id, agent_id, message_ref, recipient, message_id)
+			SELECT 'agent_customer_reply', old.id, ag.id, m.id, ag.email,
+			       replace(gen_random_uuid()::text, '-', '') || '.staff@' || split_part(d.address, '@', 2)
+			FROM old JOIN m ON true JOIN tickets t ON t.id = old.id JOIN departments d ON d.id = t.department_id
+			JOIN agents ag ON ag.id = t.assignee_id AND ag.disabled_at IS NULL
 		)
 		SELECT id FROM m`, ticketID, text, names, types, sizes, sums, cids, inline, inboundID).Scan(&messageID)
 	if err != nil {

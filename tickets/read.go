@@ -9,13 +9,11 @@ import (
 )
 
 const ticketColumns = `t.id, t.tracking_id, t.subject, t.customer_name, t.customer_email, t.status, t.priority,
-		       t.locale, t.source, t.created_at, t.updated_at, ` + departmentColumns
+		       t.locale, t.source, t.created_at, t.updated_at, coalesce(t.assignee_id, 0), ` + departmentColumns
 
 func ticketDest(t *Ticket) []any {
-	d := &t.Department
-	return []any{&t.ID, &t.TrackingID, &t.Subject, &t.CustomerName, &t.CustomerEmail, &t.Status, &t.Priority,
-		&t.Locale, &t.Source, &t.CreatedAt, &t.UpdatedAt,
-		&d.ID, &d.Slug, &d.Name, &d.Address, &d.Locale, &d.CreatedAt}
+	return append([]any{&t.ID, &t.TrackingID, &t.Subject, &t.CustomerName, &t.CustomerEmail, &t.Status, &t.Priority,
+		&t.Locale, &t.Source, &t.CreatedAt, &t.UpdatedAt, &t.AssigneeID}, departmentDest(&t.Department)...)
 }
 
 // Ticket returns a ticket by its ID.
@@ -33,14 +31,14 @@ func (s *Store) Ticket(ctx context.Context, id int64) (Ticket, error) {
 // Internal notes are left out unless withInternal is set.
 func (s *Store) Thread(ctx context.Context, ticketID int64, withInternal bool) ([]Message, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT id, author_kind, author_name, author_email, body_text, body_html, internal, created_at
+		SELECT id, author_kind, author_name, author_email, body_text, body_html, internal, created_at, coalesce(inbound_id, 0)
 		FROM messages WHERE ticket_id = $1 AND (NOT internal OR $2) ORDER BY id`, ticketID, withInternal)
 	if err != nil {
 		return nil, fmt.Errorf("thread of ticket %d: %w", ticketID, err)
 	}
 	msgs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) {
 		var m Message
-		return m, r.Scan(&m.ID, &m.AuthorKind, &m.AuthorName, &m.AuthorEmail, &m.Text, &m.HTML, &m.Internal, &m.CreatedAt)
+		return m, r.Scan(&m.ID, &m.AuthorKind, &m.AuthorName, &m.AuthorEmail, &m.Text, &m.HTML, &m.Internal, &m.CreatedAt, &m.InboundID)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("thread of ticket %d: %w", ticketID, err)

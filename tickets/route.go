@@ -31,6 +31,9 @@ type link struct {
 	outboxMessageID string
 	ticketID        int64
 	trackingID      string
+	// staff: the mail named is a notice to an agent, who answered it by
+	// mail rather than on the staff page.
+	staff bool
 }
 
 // route decides what each mail of the batch becomes: a new ticket, a held
@@ -68,6 +71,13 @@ func (b *batch) route(ctx context.Context, tx pgx.Tx, limits Limits) error {
 		switch {
 		case in.Bounce != nil && linked:
 			r.disposition = DispositionBounce
+		case linked && l.staff && in.Automatic != "":
+			r.disposition, r.reason = DispositionAutoReply, in.Automatic
+		case linked && l.staff:
+			// Held as a customer's draft it would be offered to the
+			// customer to post as their own words.
+			r.disposition, r.reason = DispositionQuarantined,
+				"answer to a staff notice of ticket "+l.trackingID+" by mail; agents answer on the staff page"
 		case in.Bounce != nil:
 			r.disposition, r.reason = DispositionQuarantined, "delivery report about no mail the helpdesk sent"
 		case linked && in.Automatic != "":
@@ -164,13 +174,14 @@ func (b *batch) links(ctx context.Context, tx pgx.Tx) (map[int]link, error) {
 	// Reminders list several tickets and name none: a reply to one is not
 	// a reply to a ticket.
 	rows, err := tx.Query(ctx, `
-		SELECT DISTINCT ON (i) i, outbox_id, message_id, ticket_id, tracking_id FROM (
-			SELECT x.i, x.rank, o.id AS outbox_id, o.message_id, t.id AS ticket_id, t.tracking_id
+		SELECT DISTINCT ON (i) i, outbox_id, message_id, ticket_id, tracking_id, staff FROM (
+			SELECT x.i, x.rank, o.id AS outbox_id, o.message_id, t.id AS ticket_id, t.tracking_id,
+			       o.kind IN ('agent_new_ticket', 'agent_customer_reply') AS staff
 			FROM unnest($1::int[], $2::int[], $3::text[]) AS x(i, rank, ref)
 			JOIN outbox o ON o.message_id = x.ref AND o.kind <> 'reminder'
 			JOIN tickets t ON t.id = o.ticket_id
 			UNION ALL
-			SELECT y.i, 1000, 0, '', t.id, t.tracking_id
+			SELECT y.i, 1000, 0, '', t.id, t.tracking_id, false
 			FROM unnest($4::int[], $5::text[]) AS y(i, tracking)
 			JOIN tickets t ON t.tracking_id = y.tracking
 		) AS l
@@ -180,7 +191,7 @@ func (b *batch) links(ctx context.Context, tx pgx.Tx) (map[int]link, error) {
 	}
 	var i int32
 	var l link
-	_, err = pgx.ForEachRow(rows, []any{&i, &l.outboxID, &l.outboxMessageID, &l.ticketID, &l.trackingID}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&i, &l.outboxID, &l.outboxMessageID, &l.ticketID, &l.trackingID, &l.staff}, func() error {
 		links[int(i)] = l
 		return nil
 	})

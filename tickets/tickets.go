@@ -64,6 +64,9 @@ type Department struct {
 	Address   string
 	Locale    string
 	CreatedAt time.Time
+	// AutoResolveDays, when not 0, resolves tickets left in Replied that
+	// many days.
+	AutoResolveDays int
 }
 
 // Ticket is one customer request.
@@ -80,6 +83,8 @@ type Ticket struct {
 	Source        string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// AssigneeID is the agent the ticket is assigned to, 0 for none.
+	AssigneeID int64
 }
 
 // Message is one entry of a ticket's thread.
@@ -93,6 +98,9 @@ type Message struct {
 	Internal    bool
 	CreatedAt   time.Time
 	Attachments []Attachment
+	// InboundID is the mail the message came in, 0 for one written on the
+	// web.
+	InboundID int64
 }
 
 // Attachment describes a stored file of a message.
