@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -124,10 +125,10 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		mailout.NewOutboxCollector(a.store), mailin.NewMailboxCollector(a.store))
 	a.jobRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "helpdesk_job_runs_total", Help: "Runs of the scheduled jobs, by job and outcome (ok, error).",
+		Name: "helpdesk_job_runs_total", Help: "Runs of the scheduled jobs, by job and outcome (ok, error, skipped: another instance ran it).",
 	}, []string{"job", "outcome"})
 	a.jobItems = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "helpdesk_job_items_total", Help: "What the scheduled jobs did (drafts expired, …), by job.",
+		Name: "helpdesk_job_items_total", Help: "What the scheduled jobs did (drafts expired, tickets resolved, links and sessions deleted, raw sources pruned), by job.",
 	}, []string{"job"})
 	a.registry.MustRegister(a.jobRuns, a.jobItems)
 	worker, err = mailout.New(mailout.Options{Store: a.store, Templates: tmpl, MailOut: cfg.MailOut,
@@ -148,6 +149,13 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 	cronLog := cron.VerbosePrintfLogger(slog.NewLogLogger(log.Handler(), slog.LevelDebug))
 	a.jobs = cron.New(cron.WithChain(cron.SkipIfStillRunning(cronLog), cron.Recover(cronLog)))
 	a.addJob("expire_drafts", "@every 10m", a.store.ExpireDrafts)
+	a.addJob("auto_resolve", "@every 1h", a.store.AutoResolve)
+	a.addJob("expire_tokens", "@every 6h", a.store.ExpireTokens)
+	if cfg.RawRetention > 0 {
+		a.addJob("prune_raw_sources", "@every 6h", func(ctx context.Context) (int, error) {
+			return a.store.PruneRawSources(ctx, cfg.RawRetention)
+		})
+	}
 	a.imap = mailin.NewPollers(mailin.PollerOptions{Store: a.store, Receiver: rcv, Logger: log.With("component", "imap")})
 	if cfg.SMTPAddr != "" {
 		a.smtp = mailin.NewSMTPServer(mailin.SMTPOptions{Receiver: rcv, Logger: log.With("component", "smtp"),
@@ -173,13 +181,21 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 	return a, nil
 }
 
-// addJob schedules fn, which returns how many things it did; each run is
-// logged when it did something or failed, and counted.
+// addJob schedules fn, which returns how many things it did. Each instance
+// schedules it; a run finds whether another instance runs it already, and
+// then skips. Each run is logged when it did something or failed, and
+// counted.
 func (a *App) addJob(name, spec string, fn func(context.Context) (int, error)) {
+	host, _ := os.Hostname()
+	instance := fmt.Sprintf("%s:%d", host, os.Getpid())
 	_, err := a.jobs.AddFunc(spec, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		n, err := fn(ctx)
+		n, err := a.store.RunJob(ctx, name, instance, fn)
+		if errors.Is(err, tickets.ErrBusy) {
+			a.jobRuns.WithLabelValues(name, "skipped").Inc()
+			return
+		}
 		if err != nil {
 			a.jobRuns.WithLabelValues(name, "error").Inc()
 			a.log.Error("scheduled job failed", "job", name, "err", err)

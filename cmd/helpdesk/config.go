@@ -50,6 +50,7 @@ type Config struct {
 	TicketRepliesPerHour int           `env:"HELPDESK_TICKET_REPLIES_PER_HOUR" envDefault:"5"`
 	SenderRepliesPerHour int           `env:"HELPDESK_SENDER_REPLIES_PER_HOUR" envDefault:"10"`
 	DraftTTL             time.Duration `env:"HELPDESK_DRAFT_TTL" envDefault:"168h"`
+	RawRetention         time.Duration `env:"HELPDESK_RAW_RETENTION" envDefault:"2160h"`
 	CheckSenderAuth      bool          `env:"HELPDESK_SMTP_CHECK_AUTH" envDefault:"true"`
 	TrustedAuthServIDs   []string      `env:"HELPDESK_TRUSTED_AUTHSERV_IDS" envSeparator:","`
 	MetricsAllowed       []string      `env:"HELPDESK_METRICS_ALLOW" envSeparator:","`
@@ -181,6 +182,9 @@ func (c Config) validate() error {
 		if l.v < 1 {
 			bad(l.name, "%d: want at least 1", l.v)
 		}
+	}
+	if c.RawRetention != 0 && c.RawRetention < 24*time.Hour {
+		bad("HELPDESK_RAW_RETENTION", "%s: want 0 (keep for ever) or at least 24h", c.RawRetention)
 	}
 	if c.DraftTTL < time.Hour {
 		bad("HELPDESK_DRAFT_TTL", "%s is shorter than an hour", c.DraftTTL)

@@ -7,6 +7,8 @@
 //	helpdesk department list
 //	helpdesk mailbox add|list|test|enable|disable|remove
 //	helpdesk inbound list|show|release|bounces
+//	helpdesk agent add|list|update
+//	helpdesk canned add|list|remove
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 
@@ -29,6 +32,7 @@ const usage = `usage:
   helpdesk migrate             apply pending database migrations and exit
   helpdesk department add --slug S --name N --address A [--locale es|en]
   helpdesk department list
+  helpdesk department update --slug S [--name N] [--locale es|en] [--auto-resolve-days N]
   helpdesk mailbox add --department S --url imaps://user@host:993/INBOX
                        (--password-env VAR | --password-file F) [--move-to FOLDER]
                        [--poll-interval 1m] [--no-check]
@@ -38,6 +42,12 @@ const usage = `usage:
   helpdesk inbound show [--raw] ID     what became of a received mail, or its raw source
   helpdesk inbound release ID          open a ticket for a quarantined mail
   helpdesk inbound bounces             addresses mail to which has bounced
+  helpdesk agent add --email E --name N [--department S]... [--role agent|admin] [--password-file F]
+                       (the password is read from stdin unless --password-file is given)
+  helpdesk agent list
+  helpdesk agent update --email E [--name N] [--role R] [--department S]... [--disable|--enable] [--password]
+  helpdesk canned add --title T --body-file F [--department S]
+  helpdesk canned list | remove ID
 
 Configuration comes from HELPDESK_* environment variables; see the README.
 `
@@ -52,7 +62,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout); err != nil {
+	if err := runIO(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout); err != nil {
 		var u usageError
 		if errors.As(err, &u) {
 			fmt.Fprintf(os.Stderr, "helpdesk: %v\n\n%s", err, usage)
@@ -67,7 +77,12 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// run runs a command with nothing on its standard input.
 func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	return runIO(ctx, args, environ, strings.NewReader(""), stdout)
+}
+
+func runIO(ctx context.Context, args, environ []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"no command given"}
 	}
@@ -78,19 +93,25 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		return cmdMigrate(ctx, args[1:], environ, stdout)
 	case "department":
 		if len(args) < 2 {
-			return usageError{"department: want add or list"}
+			return usageError{"department: want add, list or update"}
 		}
 		switch args[1] {
 		case "add":
 			return cmdDepartmentAdd(ctx, args[2:], environ, stdout)
 		case "list":
 			return cmdDepartmentList(ctx, args[2:], environ, stdout)
+		case "update":
+			return cmdDepartmentUpdate(ctx, args[2:], environ, stdout)
 		}
-		return usageError{fmt.Sprintf("department %s: want add or list", args[1])}
+		return usageError{fmt.Sprintf("department %s: want add, list or update", args[1])}
 	case "mailbox":
 		return cmdMailbox(ctx, args[1:], environ, stdout)
 	case "inbound":
 		return cmdInbound(ctx, args[1:], environ, stdout)
+	case "agent":
+		return cmdAgent(ctx, args[1:], environ, stdin, stdout)
+	case "canned":
+		return cmdCanned(ctx, args[1:], environ, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -184,6 +205,40 @@ func cmdDepartmentAdd(ctx context.Context, args, environ []string, stdout io.Wri
 			return err
 		}
 		fmt.Fprintf(stdout, "department %s created: %s <%s>, %s\n", d.Slug, d.Name, d.Address, d.Locale)
+		return nil
+	})
+}
+
+func cmdDepartmentUpdate(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("department update", flag.ContinueOnError)
+	slug := fs.String("slug", "", "the department to change")
+	name := fs.String("name", "", "new name")
+	locale := fs.String("locale", "", "new language of its mail: es or en")
+	days := fs.Int("auto-resolve-days", -1, "resolve tickets left in Replied this many days (0 turns it off)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *slug == "" {
+		return usageError{"department update: --slug is required"}
+	}
+	return withStore(ctx, environ, func(s *tickets.Store) error {
+		d, err := s.DepartmentBySlug(ctx, *slug)
+		if err != nil {
+			return err
+		}
+		if *name != "" {
+			d.Name = *name
+		}
+		if *locale != "" {
+			d.Locale = *locale
+		}
+		if *days >= 0 {
+			d.AutoResolveDays = *days
+		}
+		if err := s.UpdateDepartment(ctx, cliActor(), d); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "department %s updated: %s, %s, auto-resolve after %d days (0: never)\n", d.Slug, d.Name, d.Locale, d.AutoResolveDays)
 		return nil
 	})
 }
