@@ -197,6 +197,13 @@ func (c Config) logger() *slog.Logger {
 	lvl.UnmarshalText([]byte(c.LogLevel)) //nolint:errcheck // validated
 	opts := &slog.HandlerOptions{Level: lvl}
 	if c.LogFormat == "json" {
+		// Durations as "1.5s", not as nanoseconds.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
