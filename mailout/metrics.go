@@ -24,7 +24,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "helpdesk_mail_sent_total",
-			Help: "Mails sent, by kind (ack, reminder, draft_notice).",
+			Help: "Mails sent, by kind (ack, reminder, draft_notice, answer, auto_resolved, agent_new_ticket, agent_customer_reply).",
 		}, []string{"kind"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "helpdesk_mail_send_failures_total",

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -336,6 +337,40 @@ type draftNoticeData struct {
 	Expires  string
 }
 
+// answerData is what the mail carrying an agent's answer shows.
+type answerData struct {
+	ticketMail
+	AgentName string
+	Body      writtenText
+	// Files are the names of the attached files, which the customer
+	// downloads from the ticket's page.
+	Files    []string
+	LinkDays int
+}
+
+// autoResolvedData is what the notice of a ticket resolved for lack of
+// news shows.
+type autoResolvedData struct {
+	ticketMail
+	// Days the ticket waited in Replied; 0 when the department no longer
+	// says.
+	Days     int
+	LinkDays int
+}
+
+// staffNoticeData is what a notice to an agent shows; its Link is the
+// ticket's staff page.
+type staffNoticeData struct {
+	ticketMail
+	AgentName     string
+	CustomerEmail string
+	Priority      tickets.Priority
+	// Message is the start of the customer's message, when the notice is
+	// about one, and Files its attachments' names.
+	Message writtenText
+	Files   []string
+}
+
 // reminderData is what the mail listing a customer's open tickets shows.
 type reminderData struct {
 	CustomerName string
@@ -352,10 +387,22 @@ type listedTicket struct {
 	Link       string
 }
 
+// toStaff reports whether a kind of mail goes to an agent rather than to
+// the customer.
+func toStaff(k tickets.MailKind) bool {
+	return k == tickets.KindAgentNewTicket || k == tickets.KindAgentCustomerReply
+}
+
 func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, error) {
 	t := m.Ticket
+	staff := toStaff(m.Kind)
 	locale := m.Locale
-	if locale == "" {
+	switch {
+	case locale != "":
+	case staff:
+		// The department's language is its staff's.
+		locale = t.Department.Locale
+	default:
 		locale = t.Locale
 	}
 	locale = templates.Locale(locale)
@@ -383,19 +430,54 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 		}
 		rendered, err = w.tmpl.RenderMail(templates.MailReminder, locale, data)
 	case tickets.KindDraftNotice:
-		switch {
-		case m.Draft == nil || token == "":
-			err = errors.New("draft notice without its draft or its link")
-		case !strings.EqualFold(m.Recipient, t.CustomerEmail):
-			// The link posts to the ticket: only its owner may have it.
-			err = fmt.Errorf("draft notice addressed to %q, not to the ticket's owner", m.Recipient)
-		default:
-			about.Link = w.baseURL + "/d/" + token
-			rendered, err = w.tmpl.RenderMail(templates.MailDraftNotice, locale, draftNoticeData{
-				ticketMail: about, From: cleanLine(m.Draft.FromAddress),
-				Received: mailDate(m.Draft.CreatedAt, locale), Expires: mailDate(m.Draft.ExpiresAt, locale),
-			})
+		if m.Draft == nil {
+			err = errors.New("draft notice without its draft")
+			break
 		}
+		if about.Link, err = w.ownerLink(m, "/d/", token); err != nil {
+			break
+		}
+		rendered, err = w.tmpl.RenderMail(templates.MailDraftNotice, locale, draftNoticeData{
+			ticketMail: about, From: cleanLine(m.Draft.FromAddress),
+			Received: mailDate(m.Draft.CreatedAt, locale), Expires: mailDate(m.Draft.ExpiresAt, locale),
+		})
+	case tickets.KindAnswer:
+		if m.Message == nil {
+			err = errors.New("answer without its message")
+			break
+		}
+		if about.Link, err = w.ownerLink(m, "/t/", token); err != nil {
+			break
+		}
+		rendered, err = w.tmpl.RenderMail(templates.MailAnswer, locale, answerData{
+			ticketMail: about, AgentName: cleanLine(m.Message.AuthorName),
+			Body: newWrittenText(m.Message.Text, about.Link), Files: fileNames(m.Message), LinkDays: linkDays,
+		})
+	case tickets.KindAutoResolved:
+		if about.Link, err = w.ownerLink(m, "/t/", token); err != nil {
+			break
+		}
+		rendered, err = w.tmpl.RenderMail(templates.MailAutoResolved, locale, autoResolvedData{
+			ticketMail: about, Days: t.Department.AutoResolveDays, LinkDays: linkDays,
+		})
+	case tickets.KindAgentNewTicket, tickets.KindAgentCustomerReply:
+		// The staff page, never the customer's link: an agent's mail
+		// may be forwarded, and the customer's link needs no login.
+		about.Link = w.baseURL + "/staff/tickets/" + url.PathEscape(t.TrackingID)
+		data := staffNoticeData{ticketMail: about, AgentName: cleanLine(m.AgentName), CustomerEmail: t.CustomerEmail, Priority: t.Priority}
+		name := templates.MailAgentNewTicket
+		if m.Kind == tickets.KindAgentCustomerReply {
+			if m.Message == nil {
+				err = errors.New("notice of a customer's message without the message")
+				break
+			}
+			name = templates.MailAgentCustomerReply
+			start, cut := excerpt(m.Message.Text)
+			data.Message = newWrittenText(start, "")
+			data.Message.Cut = cut
+			data.Files = fileNames(m.Message)
+		}
+		rendered, err = w.tmpl.RenderMail(name, locale, data)
 	default:
 		err = fmt.Errorf("unknown mail kind %q", m.Kind)
 	}
@@ -422,8 +504,18 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 	// checkAddress or usableMsgIDs: none may end its field.
 	var h mail.Header
 	h.SetDate(time.Now())
-	h.SetAddressList("From", []*mail.Address{{Name: cleanLine(t.Department.Name), Address: from}})
-	h.SetAddressList("To", []*mail.Address{{Name: cleanLine(t.CustomerName), Address: m.Recipient}})
+	fromName, toName := cleanLine(t.Department.Name), cleanLine(t.CustomerName)
+	if m.Kind == tickets.KindAnswer {
+		// The customer sees who answered, on behalf of which department.
+		if agent := cleanLine(m.Message.AuthorName); agent != "" {
+			fromName = agent + " (" + fromName + ")"
+		}
+	}
+	if staff {
+		toName = cleanLine(m.AgentName)
+	}
+	h.SetAddressList("From", []*mail.Address{{Name: fromName, Address: from}})
+	h.SetAddressList("To", []*mail.Address{{Name: toName, Address: m.Recipient}})
 	h.Set("Subject", encodeSubject(cleanLine(rendered.Subject)))
 	h.SetMessageID(ids[0])
 	h.SetMsgIDList("In-Reply-To", usableMsgIDs(m.InReplyTo))
@@ -464,6 +556,99 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 		return nil, "", fmt.Errorf("write mail: %w", err)
 	}
 	return buf.Bytes(), envelopeFrom, nil
+}
+
+// ownerLink is the link a mail to the ticket's customer carries: path and
+// token. Whoever holds it acts on the ticket without logging in, so it goes
+// to the ticket's owner alone.
+func (w *Worker) ownerLink(m tickets.OutboxMail, path, token string) (string, error) {
+	if token == "" {
+		return "", fmt.Errorf("%s mail without its link", m.Kind)
+	}
+	if !strings.EqualFold(m.Recipient, m.Ticket.CustomerEmail) {
+		return "", fmt.Errorf("%s mail addressed to %q, not to the ticket's owner", m.Kind, m.Recipient)
+	}
+	return w.baseURL + path + token, nil
+}
+
+// linkPlaceholder is where a canned response puts the customer's link; it
+// becomes the fresh link the mail carries.
+const linkPlaceholder = "{{link}}"
+
+// writtenText is text a person wrote, ready for both parts of a mail: Text
+// as written for the text part, and Lines for the HTML part, whose template
+// escapes every piece and turns only the pieces marked Link into links.
+type writtenText struct {
+	Text  string
+	Lines [][]textPiece
+	// Cut says Text is the start of a longer text.
+	Cut bool
+}
+
+type textPiece struct {
+	Text string
+	Link bool
+}
+
+// newWrittenText prepares s, replacing each link placeholder with link
+// when link is set.
+func newWrittenText(s, link string) writtenText {
+	var out writtenText
+	var text strings.Builder
+	for i, line := range strings.Split(strings.Trim(s, "\r\n"), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if i > 0 {
+			text.WriteByte('\n')
+		}
+		parts := []string{line}
+		if link != "" {
+			parts = strings.Split(line, linkPlaceholder)
+		}
+		var pieces []textPiece
+		for j, p := range parts {
+			if j > 0 {
+				pieces = append(pieces, textPiece{Text: link, Link: true})
+				text.WriteString(link)
+			}
+			if p != "" {
+				pieces = append(pieces, textPiece{Text: p})
+				text.WriteString(p)
+			}
+		}
+		out.Lines = append(out.Lines, pieces)
+	}
+	out.Text = text.String()
+	return out
+}
+
+// What of a customer's message a notice to an agent quotes: enough to
+// judge it, the rest is on the staff page.
+const (
+	excerptLines = 20
+	excerptRunes = 2000
+)
+
+// excerpt returns the start of s, its first lines at most excerptRunes
+// long, and whether that is less than s.
+func excerpt(s string) (string, bool) {
+	s = strings.Trim(s, "\r\n")
+	cut := false
+	if lines := strings.SplitN(s, "\n", excerptLines+1); len(lines) > excerptLines {
+		s, cut = strings.Join(lines[:excerptLines], "\n"), true
+	}
+	if r := []rune(s); len(r) > excerptRunes {
+		s, cut = string(r[:excerptRunes]), true
+	}
+	return s, cut
+}
+
+// fileNames lists the names of a message's attachments, each on one line.
+func fileNames(msg *tickets.Message) []string {
+	names := make([]string, 0, len(msg.Attachments))
+	for _, a := range msg.Attachments {
+		names = append(names, cleanLine(a.Filename))
+	}
+	return names
 }
 
 // mailDate writes a moment as readers of locale write it, in UTC and saying

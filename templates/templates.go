@@ -32,9 +32,14 @@ const DefaultLocale = "es"
 // Mail templates: each defines "<name>.subject", "<name>.text" and
 // "<name>.html".
 const (
-	MailAck         = "ack"
-	MailReminder    = "reminder"
-	MailDraftNotice = "draft_notice"
+	MailAck          = "ack"
+	MailReminder     = "reminder"
+	MailDraftNotice  = "draft_notice"
+	MailAnswer       = "answer"
+	MailAutoResolved = "auto_resolved"
+	// Notices to the staff, in the department's language.
+	MailAgentNewTicket     = "agent_new_ticket"
+	MailAgentCustomerReply = "agent_customer_reply"
 )
 
 // Page templates.
