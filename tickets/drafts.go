@@ -369,6 +369,7 @@ func (s *Store) PostDraft(ctx context.Context, ticketID, draftID int64, text str
 	if err != nil {
 		return fmt.Errorf("post draft %d: %w", draftID, err)
 	}
+	s.outboxQueued() // the assignee's notice, if any
 	return nil
 }
 

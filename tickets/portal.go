@@ -263,6 +263,7 @@ func (s *Store) ReplyByCustomer(ctx context.Context, ticketID int64, r CustomerR
 	if err != nil {
 		return fmt.Errorf("reply to ticket %d: %w", ticketID, err)
 	}
+	s.outboxQueued() // the assignee's notice, if any
 	return nil
 }
 
