@@ -95,7 +95,42 @@
       if (button) {
         button.disabled = true;
       }
-      xhr.send(new FormData(form));
+      var data = new FormData(form);
+      // The button that sent the form says what to do with it.
+      if (event.submitter && event.submitter.name) {
+        data.append(event.submitter.name, event.submitter.value);
+      }
+      xhr.send(data);
     });
   });
+
+  // Insert a canned response into the answer without a round trip: the
+  // text, already filled in for the ticket, is on the chosen option.
+  document.querySelectorAll("[data-canned-insert]").forEach(function (button) {
+    var select = document.getElementById(button.getAttribute("data-canned-insert"));
+    var target = document.getElementById(button.getAttribute("data-target"));
+    if (!select || !target) {
+      return;
+    }
+    button.addEventListener("click", function (event) {
+      event.preventDefault();
+      var option = select.options[select.selectedIndex];
+      if (!option || !option.value) {
+        select.focus();
+        return;
+      }
+      var text = option.getAttribute("data-text") || "";
+      var typed = target.value.replace(/\s+$/, "");
+      target.value = typed ? typed + "\n\n" + text : text;
+      target.focus();
+      target.setSelectionRange(target.value.length, target.value.length);
+    });
+  });
+
+  // A page that only leads on goes on at once: the staff's pages, reached
+  // by a link from another site, are opened again from here.
+  var follow = document.querySelector("a[data-auto-follow]");
+  if (follow) {
+    window.location.replace(follow.href);
+  }
 })();

@@ -499,8 +499,13 @@ func TestCrossOriginPostsAreRefused(t *testing.T) {
 	}
 	// Every route that changes something.
 	ticket := "/ticket/" + s.ticket.TrackingID
+	staff := "/staff/tickets/" + s.ticket.TrackingID
 	for _, path := range []string{"/submit", "/lookup", "/forgot", ticket + "/reply", ticket + "/resolve", ticket + "/reopen",
-		ticket + "/drafts/1/post", ticket + "/drafts/1/discard"} {
+		ticket + "/drafts/1/post", ticket + "/drafts/1/discard",
+		"/staff/login", "/staff/logout", staff + "/answer", staff + "/update",
+		"/staff/admin/departments", "/staff/admin/departments/1", "/staff/admin/mailboxes/billing",
+		"/staff/admin/agents", "/staff/admin/agents/1", "/staff/admin/agents/1/password",
+		"/staff/admin/canned", "/staff/admin/canned/1", "/staff/admin/canned/1/delete"} {
 		if code := post(path, map[string]string{"Sec-Fetch-Site": "cross-site"}); code != 403 {
 			t.Errorf("cross-site POST %s: %d, want 403", path, code)
 		}

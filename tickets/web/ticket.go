@@ -244,16 +244,17 @@ func (s *Server) attachment(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// storedFile is a file to download: its name, size and blob.
+// storedFile is a file to download: its name, size and blob, and its
+// type when it is not to be any ("" for application/octet-stream).
 type storedFile struct {
-	Name   string
-	Size   int64
-	SHA256 []byte
+	Name        string
+	Size        int64
+	SHA256      []byte
+	ContentType string
 }
 
 // download serves a file of the ticket the path names, which find picks
-// (ErrNotFound when there is no such file), as a download, never inline: a
-// customer's HTML or SVG must not run in our origin.
+// (ErrNotFound when there is no such file), as a download.
 func (s *Server) download(w http.ResponseWriter, r *http.Request, find func(ctx context.Context, t tickets.Ticket) (storedFile, error)) {
 	t, err := s.sessionTicket(r)
 	if errors.Is(err, tickets.ErrNotFound) {
@@ -264,18 +265,27 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, find func(ctx 
 		s.internalError(w, r, s.locale(w, r), "session ticket", err)
 		return
 	}
-	locale := s.ticketLocale(w, r, t)
-	f, err := find(r.Context(), t)
+	s.sendFile(w, r, s.ticketLocale(w, r, t), t.TrackingID, func(ctx context.Context) (storedFile, error) { return find(ctx, t) })
+}
+
+// sendFile serves the file find picks (ErrNotFound when there is no such
+// file) as a download, never inline: a customer's HTML or SVG must not run
+// in our origin. about names what the file belongs to, for the log.
+func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, locale, about string, find func(ctx context.Context) (storedFile, error)) {
+	f, err := find(r.Context())
 	if errors.Is(err, tickets.ErrNotFound) {
 		s.renderError(w, r, http.StatusNotFound, "error.page_not_found", locale)
 		return
 	}
 	if err != nil {
-		s.internalError(w, r, locale, "read attachment", err, "ticket", t.TrackingID)
+		s.internalError(w, r, locale, "read attachment", err, "ticket", about)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
+	if f.ContentType != "" {
+		h.Set("Content-Type", f.ContentType)
+	}
 	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": f.Name})
 	if disposition == "" { // a name FormatMediaType cannot express
 		disposition = "attachment"
@@ -286,7 +296,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, find func(ctx 
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	if err := s.store.WriteBlob(r.Context(), f.SHA256, &deadlineWriter{w: w, rc: http.NewResponseController(w)}); err != nil {
 		// Headers are gone; the client sees a short body and gives up.
-		s.log.Error("send attachment", "ticket", t.TrackingID, "path", logPath(r), "err", err)
+		s.log.Error("send attachment", "ticket", about, "path", logPath(r), "err", err)
 	}
 }
 

@@ -1,7 +1,9 @@
 // Package web is the customer's web portal, the web face of the ticket
 // store: the home page, submitting a ticket, finding one by tracking ID and
 // address (or having the list mailed), the ticket's page with its thread,
-// replies, attachments and status, and the health endpoints.
+// replies, attachments and status, and the health endpoints; and the
+// staff's pages under /staff: the queue, tickets with their answers,
+// notes and changes, and the administration.
 package web
 
 import (
@@ -46,9 +48,15 @@ type portalStore interface {
 	DiscardDraft(ctx context.Context, ticketID, draftID int64) error
 }
 
+// store is what the customer's and the staff's pages need of the store.
+type store interface {
+	portalStore
+	staffStore
+}
+
 // Options configures the handler. Zero values take the defaults named.
 type Options struct {
-	Store     portalStore
+	Store     store
 	Templates *templates.Set
 	Logger    *slog.Logger
 	// Ready reports whether the service can serve (database reachable,
@@ -75,6 +83,9 @@ type Options struct {
 	// SessionTTL is how long a visitor's access to tickets lasts after
 	// their last visit. Default: 72 hours.
 	SessionTTL time.Duration
+	// StaffSessionTTL is how long a staff member stays logged in after
+	// their last request. Default: 12 hours.
+	StaffSessionTTL time.Duration
 
 	// TokenRate is how many failed link openings a client may make per
 	// minute. Default: 30.
@@ -103,6 +114,7 @@ type Options struct {
 // Server serves the pages.
 type Server struct {
 	store     portalStore
+	staff     staffStore
 	tmpl      *templates.Set
 	log       *slog.Logger
 	ready     func(ctx context.Context) error
@@ -117,14 +129,16 @@ type Server struct {
 	// uploadSlots holds a value per upload in progress.
 	uploadSlots chan struct{}
 	// pending is work started after answering a request.
-	pending    sync.WaitGroup
-	sessionTTL time.Duration
+	pending         sync.WaitGroup
+	sessionTTL      time.Duration
+	staffSessionTTL time.Duration
 
 	tokenFailures  *limiter // per client
 	lookupFailures *limiter // per client
 	ticketFailures *limiter // per tracking ID
 	submits        *limiter // per client
 	reminders      *limiter // per client
+	staffLogins    *limiter // failed staff logins, per client
 
 	handler        http.Handler
 	counters       *Metrics
@@ -151,10 +165,11 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 // New returns the web server's handler.
 func New(opts Options) *Server {
 	s := &Server{
-		store: opts.Store, tmpl: opts.Templates, log: opts.Logger, ready: opts.Ready,
+		store: opts.Store, staff: opts.Store, tmpl: opts.Templates, log: opts.Logger, ready: opts.Ready,
 		proxies: opts.TrustedProxies, tempDir: opts.TempDir,
-		sessionTTL: orDefault(opts.SessionTTL, 72*time.Hour),
-		counters:   opts.Metrics, metricsHandler: opts.MetricsHandler, metricsAllow: opts.MetricsAllow,
+		sessionTTL:      orDefault(opts.SessionTTL, 72*time.Hour),
+		staffSessionTTL: orDefault(opts.StaffSessionTTL, 12*time.Hour),
+		counters:        opts.Metrics, metricsHandler: opts.MetricsHandler, metricsAllow: opts.MetricsAllow,
 	}
 	if s.metricsAllow == nil {
 		s.metricsAllow = DefaultMetricsAllow()
@@ -179,6 +194,7 @@ func New(opts Options) *Server {
 	s.ticketFailures = newLimiter(perHour(orDefault(opts.LookupRatePerTicket, 10)))
 	s.submits = newLimiter(perHour(orDefault(opts.SubmitRate, 10)))
 	s.reminders = newLimiter(perHour(orDefault(opts.ForgotRate, 5)))
+	s.staffLogins = newLimiter(perMinute(staffLoginRate))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -205,6 +221,25 @@ func New(opts Options) *Server {
 	mux.HandleFunc("GET /ticket/{id}/drafts/{draft}/files/{n}", s.draftFile)
 	mux.HandleFunc("POST /ticket/{id}/drafts/{draft}/post", s.postDraft)
 	mux.HandleFunc("POST /ticket/{id}/drafts/{draft}/discard", s.discardDraft)
+	mux.HandleFunc("GET /staff/login", s.staffLoginPage)
+	mux.HandleFunc("POST /staff/login", s.staffLogin)
+	mux.HandleFunc("POST /staff/logout", s.staffLogout)
+	mux.HandleFunc("GET /staff", s.asStaff(s.staffQueue))
+	mux.HandleFunc("GET /staff/tickets/{id}", s.asStaff(s.staffTicketPage))
+	mux.HandleFunc("GET /staff/tickets/{id}/attachments/{n}", s.asStaff(s.staffAttachment))
+	mux.HandleFunc("POST /staff/tickets/{id}/answer", s.asStaff(s.staffAnswer))
+	mux.HandleFunc("POST /staff/tickets/{id}/update", s.asStaff(s.staffUpdate))
+	mux.HandleFunc("GET /staff/inbound/{inbound}/raw", s.asStaff(s.staffRawSource))
+	mux.HandleFunc("GET /staff/admin", s.asAdmin(s.adminPage))
+	mux.HandleFunc("POST /staff/admin/departments", s.asAdmin(s.adminAddDepartment))
+	mux.HandleFunc("POST /staff/admin/departments/{dept}", s.asAdmin(s.adminUpdateDepartment))
+	mux.HandleFunc("POST /staff/admin/mailboxes/{slug}", s.asAdmin(s.adminSetMailbox))
+	mux.HandleFunc("POST /staff/admin/agents", s.asAdmin(s.adminAddAgent))
+	mux.HandleFunc("POST /staff/admin/agents/{agent}", s.asAdmin(s.adminUpdateAgent))
+	mux.HandleFunc("POST /staff/admin/agents/{agent}/password", s.asAdmin(s.adminResetPassword))
+	mux.HandleFunc("POST /staff/admin/canned", s.asAdmin(s.adminSaveCanned))
+	mux.HandleFunc("POST /staff/admin/canned/{canned}", s.asAdmin(s.adminSaveCanned))
+	mux.HandleFunc("POST /staff/admin/canned/{canned}/delete", s.asAdmin(s.adminDeleteCanned))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.discardBody(w, r)
 		s.renderError(w, r, http.StatusNotFound, "error.page_not_found", s.locale(w, r))
