@@ -131,9 +131,13 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 		Name: "helpdesk_job_items_total", Help: "What the scheduled jobs did (drafts expired, tickets resolved, links and sessions deleted, raw sources pruned), by job.",
 	}, []string{"job"})
 	a.registry.MustRegister(a.jobRuns, a.jobItems)
+	tokens, err := tokenSources(a.store, cfg.SecretKey, os.LookupEnv, log.With("component", "oauth"))
+	if err != nil {
+		return nil, err
+	}
 	worker, err = mailout.New(mailout.Options{Store: a.store, Templates: tmpl, MailOut: cfg.MailOut,
 		BaseURL: cfg.BaseURL, From: cfg.From, Hostname: cfg.SMTPHostname, Logger: log.With("component", "mailout"),
-		Metrics: mailout.NewMetrics(a.registry)})
+		Metrics: mailout.NewMetrics(a.registry), RelayTokens: relayTokens{store: a.store, sources: tokens}})
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +160,8 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 			return a.store.PruneRawSources(ctx, cfg.RawRetention)
 		})
 	}
-	a.imap = mailin.NewPollers(mailin.PollerOptions{Store: a.store, Receiver: rcv, Logger: log.With("component", "imap")})
+	a.imap = mailin.NewPollers(mailin.PollerOptions{Store: a.store, Receiver: rcv, Logger: log.With("component", "imap"),
+		Tokens: tokens})
 	if cfg.SMTPAddr != "" {
 		a.smtp = mailin.NewSMTPServer(mailin.SMTPOptions{Receiver: rcv, Logger: log.With("component", "smtp"),
 			Domain: cfg.SMTPHostname, MaxMessageBytes: cfg.MaxMessageBytes, MaxConns: cfg.SMTPMaxConns})
@@ -169,7 +174,8 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 	handler := web.New(web.Options{Store: a.store, Templates: tmpl, Logger: log.With("component", "web"),
 		Ready: a.ready, TrustedProxies: proxies, BaseURL: cfg.BaseURL, MaxAttachments: cfg.MaxAttachments,
 		MaxAttachmentBytes: cfg.MaxAttachmentBytes, MaxUploadBytes: cfg.MaxUploadBytes, SessionTTL: cfg.SessionTTL,
-		Metrics: web.NewMetrics(a.registry), MetricsAllow: metricsAllow,
+		StaffSessionTTL: cfg.StaffSessionTTL,
+		Metrics:         web.NewMetrics(a.registry), MetricsAllow: metricsAllow,
 		MetricsHandler: promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})})
 	a.pages = handler
 	a.web = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,

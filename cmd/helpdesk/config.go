@@ -14,6 +14,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/helpdeskgw/helpdesk/internal/oauth"
 	"github.com/helpdeskgw/helpdesk/mailout"
 	"github.com/helpdeskgw/helpdesk/tickets"
 )
@@ -43,6 +44,7 @@ type Config struct {
 	MaxAttachmentBytes int64         `env:"HELPDESK_MAX_ATTACHMENT_BYTES" envDefault:"10485760"`
 	MaxUploadBytes     int64         `env:"HELPDESK_MAX_UPLOAD_BYTES" envDefault:"26214400"`
 	SessionTTL         time.Duration `env:"HELPDESK_SESSION_TTL" envDefault:"72h"`
+	StaffSessionTTL    time.Duration `env:"HELPDESK_STAFF_SESSION_TTL" envDefault:"12h"`
 	// What mail from one address may make the helpdesk do in an hour;
 	// past it, mail is quarantined or left unanswered.
 	SenderTicketsPerHour int           `env:"HELPDESK_SENDER_TICKETS_PER_HOUR" envDefault:"20"`
@@ -54,6 +56,9 @@ type Config struct {
 	CheckSenderAuth      bool          `env:"HELPDESK_SMTP_CHECK_AUTH" envDefault:"true"`
 	TrustedAuthServIDs   []string      `env:"HELPDESK_TRUSTED_AUTHSERV_IDS" envSeparator:","`
 	MetricsAllowed       []string      `env:"HELPDESK_METRICS_ALLOW" envSeparator:","`
+	// SecretKey seals the OAuth2 tokens of mailboxes at rest: 32 bytes,
+	// base64. Changing it means authorizing those mailboxes again.
+	SecretKey string `env:"HELPDESK_SECRET_KEY"`
 }
 
 const defaultSMTPAddr = "127.0.0.1:2525"
@@ -129,6 +134,13 @@ func (c Config) validate() error {
 	if _, err := mailout.NewSender(c.MailOut); err != nil {
 		bad("HELPDESK_MAIL_OUT", "%v", err)
 	}
+	if c.SecretKey != "" {
+		if _, err := oauth.ParseKey(c.SecretKey); err != nil {
+			errs = append(errs, err) // it names the variable
+		}
+	} else if slug := mailout.RelayOAuthMailbox(c.MailOut); slug != "" {
+		bad("HELPDESK_SECRET_KEY", "not set, but HELPDESK_MAIL_OUT logs in with the OAuth2 tokens of the mailbox of %s; generate one with: openssl rand -base64 32", slug)
+	}
 	if c.From != "" && (!strings.Contains(c.From, "@") || strings.ContainsAny(c.From, " <>")) {
 		bad("HELPDESK_FROM", "%q is not a plain address", c.From)
 	}
@@ -171,6 +183,9 @@ func (c Config) validate() error {
 	}
 	if c.SessionTTL < time.Minute {
 		bad("HELPDESK_SESSION_TTL", "%s is shorter than a minute", c.SessionTTL)
+	}
+	if c.StaffSessionTTL < time.Minute {
+		bad("HELPDESK_STAFF_SESSION_TTL", "%s is shorter than a minute", c.StaffSessionTTL)
 	}
 	for _, l := range []struct {
 		name string
