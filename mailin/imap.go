@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"mime"
 	"net"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +20,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-message/charset"
 
+	"github.com/helpdeskgw/helpdesk/internal/oauth"
+	"github.com/helpdeskgw/helpdesk/internal/xoauth2"
 	"github.com/helpdeskgw/helpdesk/tickets"
 )
 
@@ -26,11 +30,81 @@ type imapConn struct {
 	*imapclient.Client
 	// wake receives a value when the server reports new mail.
 	wake chan struct{}
+	// renewAt is when the OAuth2 token the session logged in with is due
+	// for renewal (zero for a password): the session then ends and logs in
+	// again, as providers end sessions whose token has expired. renew
+	// fires then, to end a wait.
+	renewAt time.Time
+	renew   <-chan time.Time
+	// mechanism is how it logged in: LOGIN, XOAUTH2 or OAUTHBEARER.
+	mechanism string
 }
+
+// credential is what a connection logs in with: a password, or an OAuth2
+// access token.
+type credential struct {
+	password string
+	token    string
+}
+
+// TokenSource gives OAuth2 mailboxes their access tokens (oauth.Sources).
+// refused is a token the server has just refused, to be renewed rather
+// than returned again.
+type TokenSource interface {
+	Token(ctx context.Context, mb tickets.Mailbox, refused string) (oauth.Token, error)
+}
+
+// Credentials find what mailboxes log in with.
+type Credentials struct {
+	// LookupEnv finds passwords given as variables. Default: os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+	// Tokens gives OAuth2 access tokens; without it OAuth2 mailboxes
+	// cannot log in.
+	Tokens TokenSource
+}
+
+// connect dials the mailbox's server and logs in, with its password or an
+// OAuth2 access token. A token the server refuses (revoked, or expired
+// before its time) is renewed and tried once more.
+func connect(ctx context.Context, addr MailboxAddress, mb tickets.Mailbox, creds Credentials, tlsConfig *tls.Config) (*imapConn, error) {
+	if mb.Auth != tickets.AuthOAuth2 {
+		lookupEnv := creds.LookupEnv
+		if lookupEnv == nil {
+			lookupEnv = os.LookupEnv
+		}
+		password, err := ResolvePassword(mb.PasswordRef, lookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		return dialIMAP(ctx, addr, credential{password: password}, tlsConfig)
+	}
+	if creds.Tokens == nil {
+		return nil, errors.New("OAuth2 mailbox, but the gateway has no OAuth2 token source")
+	}
+	tok, err := creds.Tokens.Token(ctx, mb, "")
+	if err != nil {
+		return nil, err
+	}
+	c, err := dialIMAP(ctx, addr, credential{token: tok.Access}, tlsConfig)
+	if errors.Is(err, errTokenRefused) {
+		if tok, err = creds.Tokens.Token(ctx, mb, tok.Access); err != nil {
+			return nil, err
+		}
+		c, err = dialIMAP(ctx, addr, credential{token: tok.Access}, tlsConfig)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.renewAt, c.renew = tok.RenewAt, time.After(time.Until(tok.RenewAt))
+	return c, nil
+}
+
+// renewDue reports whether the session's token is due for renewal.
+func (c *imapConn) renewDue() bool { return !c.renewAt.IsZero() && !time.Now().Before(c.renewAt) }
 
 // dialIMAP connects and logs in. Its errors say which step failed, in words
 // an admin can act on.
-func dialIMAP(ctx context.Context, addr MailboxAddress, password string, tlsConfig *tls.Config) (*imapConn, error) {
+func dialIMAP(ctx context.Context, addr MailboxAddress, cred credential, tlsConfig *tls.Config) (*imapConn, error) {
 	c := &imapConn{wake: make(chan struct{}, 1)}
 	opts := &imapclient.Options{
 		WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader},
@@ -82,20 +156,92 @@ func dialIMAP(ctx context.Context, addr MailboxAddress, password string, tlsConf
 		c.Close()
 		return nil, fmt.Errorf("no IMAP greeting from %s: %w", addr.Host, err)
 	}
-	if err := c.Login(addr.User, password).Wait(); err != nil {
+	if err := c.login(addr, cred); err != nil {
 		c.Close()
-		var imapErr *imap.Error
-		if errors.As(err, &imapErr) {
-			return nil, fmt.Errorf("login as %s refused: %s: %w", addr.User, describeIMAPError(imapErr), errLoginRefused)
-		}
-		return nil, fmt.Errorf("login as %s at %s: %w", addr.User, addr.Host, err)
+		return nil, err
 	}
 	return c, nil
+}
+
+// login logs in with the password, or with the token by OAUTHBEARER or
+// XOAUTH2, whichever the server offers.
+func (c *imapConn) login(addr MailboxAddress, cred credential) error {
+	var err error
+	var sc xoauth2.RefusingClient
+	if cred.token == "" {
+		c.mechanism = "LOGIN"
+		err = c.Login(addr.User, cred.password).Wait()
+	} else {
+		_, portText, _ := net.SplitHostPort(addr.Host)
+		port, _ := strconv.Atoi(portText)
+		mechs := c.Caps().AuthMechanisms()
+		sc = xoauth2.Choose(func(m string) bool {
+			return slices.ContainsFunc(mechs, func(o string) bool { return strings.EqualFold(o, m) })
+		}, addr.User, cred.token, addr.ServerName, port)
+		if sc == nil {
+			return fmt.Errorf("%s offers neither OAUTHBEARER nor XOAUTH2 (it offers %s): it cannot log in with OAuth2",
+				addr.Host, strings.Join(mechs, " "))
+		}
+		c.mechanism, _, _ = sc.Start()
+		if c.mechanism == xoauth2.Mechanism {
+			sc = stopAtRefusal{sc}
+		}
+		err = c.Authenticate(sc)
+	}
+	if err == nil {
+		return nil
+	}
+	var imapErr *imap.Error
+	var refusal *xoauth2.ErrorChallenge
+	switch {
+	case sc == nil && errors.As(err, &imapErr):
+		return fmt.Errorf("login as %s refused: %s: %w", addr.User, describeIMAPError(imapErr), errLoginRefused)
+	case errors.As(err, &refusal):
+		return fmt.Errorf("login as %s with %s refused: %s: %w", addr.User, c.mechanism, refusal, errTokenRefused)
+	case errors.As(err, &imapErr):
+		why := describeIMAPError(imapErr)
+		if r := sc.Refusal(); r != nil {
+			why += "; " + r.Error()
+		}
+		return fmt.Errorf("login as %s with %s refused: %s: %w", addr.User, c.mechanism, why, errTokenRefused)
+	}
+	return fmt.Errorf("login as %s at %s: %w", addr.User, addr.Host, err)
+}
+
+// stopAtRefusal ends an XOAUTH2 exchange at the server's error challenge.
+// XOAUTH2 answers it with an empty response, but go-imap writes an empty
+// response as "=", which servers reject as bad base64 (Dovecot does); the
+// challenge says all there is to say, and the connection is closed after a
+// failed login anyway.
+type stopAtRefusal struct{ xoauth2.RefusingClient }
+
+func (s stopAtRefusal) Next(challenge []byte) ([]byte, error) {
+	if _, err := s.RefusingClient.Next(challenge); err != nil {
+		return nil, err
+	}
+	return nil, s.Refusal()
 }
 
 // errLoginRefused marks a login the server refused (bad credentials, most
 // likely): retrying at once will not help.
 var errLoginRefused = errors.New("check the user and the password")
+
+// errTokenRefused marks an OAuth2 login the server refused: with a fresh
+// token too, the account may lack IMAP access, or the URL's user may not
+// be the one who authorized the gateway.
+var errTokenRefused = errors.New("check that the account may use IMAP and is the one that authorized the gateway")
+
+// errRenewLogin ends a session whose OAuth2 token is due for renewal: the
+// poller logs in again at once, with the renewed token.
+var errRenewLogin = errors.New("the session's OAuth2 token is due for renewal")
+
+// needsAdmin reports whether a session failed in a way only an admin
+// mends (credentials, authorization): retrying soon will not help.
+func needsAdmin(err error) bool {
+	var authErr *oauth.AuthorizationError
+	return errors.Is(err, errLoginRefused) || errors.Is(err, errTokenRefused) ||
+		errors.Is(err, tickets.ErrNotAuthorized) || errors.As(err, &authErr)
+}
 
 func describeIMAPError(e *imap.Error) string {
 	if e.Code != "" {
@@ -140,7 +286,9 @@ func (c *imapConn) folderExists(folder string) (bool, error) {
 
 // MailboxReport is what a check of a mailbox found.
 type MailboxReport struct {
-	Address     MailboxAddress
+	Address MailboxAddress
+	// Mechanism is how the check logged in (LOGIN, XOAUTH2, OAUTHBEARER).
+	Mechanism   string
 	Messages    uint32
 	UIDValidity uint32
 	UIDNext     uint32
@@ -150,23 +298,25 @@ type MailboxReport struct {
 	MoveToExists bool
 }
 
-// CheckMailbox logs in to a mailbox, opens its folder, and reports what it
-// found. It changes nothing on the server.
+// CheckMailbox logs in to a password mailbox, opens its folder, and
+// reports what it found. It changes nothing on the server.
 func CheckMailbox(ctx context.Context, mb tickets.Mailbox, lookupEnv func(string) (string, bool), tlsConfig *tls.Config) (MailboxReport, error) {
+	return CheckMailboxWith(ctx, mb, Credentials{LookupEnv: lookupEnv}, tlsConfig)
+}
+
+// CheckMailboxWith is CheckMailbox for any mailbox, OAuth2 ones included.
+func CheckMailboxWith(ctx context.Context, mb tickets.Mailbox, creds Credentials, tlsConfig *tls.Config) (MailboxReport, error) {
 	addr, err := ParseMailboxURL(mb.URL)
 	if err != nil {
 		return MailboxReport{}, err
 	}
 	r := MailboxReport{Address: addr}
-	password, err := ResolvePassword(mb.PasswordRef, lookupEnv)
-	if err != nil {
-		return r, err
-	}
-	c, err := dialIMAP(ctx, addr, password, tlsConfig)
+	c, err := connect(ctx, addr, mb, creds, tlsConfig)
 	if err != nil {
 		return r, err
 	}
 	defer c.Close()
+	r.Mechanism = c.mechanism
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	r.IDLE, r.MOVE = c.Caps().Has(imap.CapIdle), c.Caps().Has(imap.CapMove)

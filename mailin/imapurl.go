@@ -135,24 +135,34 @@ func PasswordRef(envVar, file string) (string, error) {
 // ResolvePassword reads the password a reference points to, now: a changed
 // variable or file takes effect at the next login.
 func ResolvePassword(ref string, lookupEnv func(string) (string, bool)) (string, error) {
+	return resolveSecret(ref, "password", lookupEnv)
+}
+
+// ResolveClientSecret reads an OAuth2 client secret given, like passwords,
+// as env:VAR or file:PATH.
+func ResolveClientSecret(ref string, lookupEnv func(string) (string, bool)) (string, error) {
+	return resolveSecret(ref, "client secret", lookupEnv)
+}
+
+func resolveSecret(ref, what string, lookupEnv func(string) (string, bool)) (string, error) {
 	kind, where, _ := strings.Cut(ref, ":")
 	switch kind {
 	case "env":
 		v, ok := lookupEnv(where)
 		if !ok || v == "" {
-			return "", fmt.Errorf("password variable %s is not set in the gateway's environment", where)
+			return "", fmt.Errorf("%s variable %s is not set in the gateway's environment", what, where)
 		}
 		return v, nil
 	case "file":
 		b, err := os.ReadFile(where)
 		if err != nil {
-			return "", fmt.Errorf("password file: %w", err)
+			return "", fmt.Errorf("%s file: %w", what, err)
 		}
 		v := strings.TrimRight(string(b), "\r\n")
 		if v == "" {
-			return "", fmt.Errorf("password file %s is empty", where)
+			return "", fmt.Errorf("%s file %s is empty", what, where)
 		}
 		return v, nil
 	}
-	return "", fmt.Errorf("password reference %q: want env:VAR or file:PATH", ref)
+	return "", fmt.Errorf("%s reference %q: want env:VAR or file:PATH", what, ref)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/robfig/cron/v3"
 
 	"github.com/helpdeskgw/helpdesk/tickets"
@@ -34,14 +36,19 @@ type PollerOptions struct {
 	Logger   *slog.Logger
 	// LookupEnv finds passwords given as variables. Default: os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// Tokens gives OAuth2 mailboxes their access tokens.
+	Tokens TokenSource
 	// TLSConfig, when set, is the base of every TLS connection (tests give
 	// their own certificate authority).
 	TLSConfig *tls.Config
 	// Holder names this instance in the mailboxes' state. Default:
 	// host name and process ID.
 	Holder string
-	// Refresh is how often the mailbox list is read again, and how soon a
-	// mailbox left by a stopped instance is taken over. Default: 5s.
+	// Refresh is how often the mailbox list and the instances present are
+	// read again: how soon a mailbox left by a stopped instance is taken
+	// over, and the step by which instances share the mailboxes out.
+	// Pollers started together log in at most fifty a second, all within
+	// one refresh. Default: 5s.
 	Refresh time.Duration
 	// Workers is how many mails of one mailbox are stored at once.
 	// Default: 32.
@@ -58,7 +65,8 @@ type PollerOptions struct {
 
 // Pollers turns the mail of every enabled mailbox into tickets. Among
 // several instances, each mailbox is polled by one: the one holding its
-// advisory lock.
+// advisory lock. The instances share the mailboxes out evenly (see
+// planShare), and share them again when one joins or leaves.
 type Pollers struct {
 	opts PollerOptions
 	log  *slog.Logger
@@ -132,8 +140,14 @@ func (p *Pollers) Run(ctx context.Context) {
 			sleep(ctx, backoff.next())
 			continue
 		}
-		backoff.reset()
-		p.manage(ctx, locks)
+		self, err := locks.Announce(ctx)
+		if err == nil {
+			backoff.reset()
+			p.manage(ctx, locks, self)
+		} else {
+			p.log.Log(ctx, logLevel(ctx, err), "cannot announce the instance; retrying", "err", err)
+			sleep(ctx, backoff.next())
+		}
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		locks.Close(closeCtx) //nolint:errcheck // the locks go with the connection either way
 		cancel()
@@ -142,86 +156,153 @@ func (p *Pollers) Run(ctx context.Context) {
 
 type runningPoller struct {
 	version int
-	stop    context.CancelFunc
-	done    chan struct{}
+	// stop ends the session at once.
+	stop context.CancelFunc
+	// leave, closed, asks the poller to finish its batch, log out and end.
+	leave chan struct{}
+	// leftAt is when it was asked to leave; zero while it runs.
+	leftAt time.Time
+	done   chan struct{}
 }
 
-// manage starts a poller for each enabled mailbox whose lock it gets, and
-// stops those whose mailbox was disabled, removed or changed. It returns
-// when ctx ends or the lock connection is lost, after stopping them all.
-func (p *Pollers) manage(ctx context.Context, locks *tickets.MailboxLocks) {
+func (r *runningPoller) leaving() bool { return !r.leftAt.IsZero() }
+
+// leaveTimeout bounds how long a poller being let go of may take to finish
+// its batch before its session is cut.
+const leaveTimeout = time.Minute
+
+// manage holds this instance's share of the enabled mailboxes, a poller
+// for each, and follows changes: mailboxes disabled, removed or changed,
+// instances joining or leaving. It returns when ctx ends or the lock
+// connection is lost, after stopping every poller.
+func (p *Pollers) manage(ctx context.Context, locks *tickets.MailboxLocks, self tickets.InstanceID) {
 	running := map[int64]*runningPoller{}
-	stop := func(id int64) {
-		r := running[id]
-		r.stop()
-		<-r.done
-		delete(running, id)
-	}
 	defer func() {
-		for id := range running {
-			stop(id)
+		for _, r := range running {
+			r.stop()
+		}
+		for _, r := range running {
+			<-r.done
 		}
 	}()
+	// ended hears from pollers that end, so that a mailbox let go of is
+	// unlocked at once rather than at the next refresh.
+	ended := make(chan struct{}, 1)
 	tick := time.NewTicker(p.opts.Refresh)
 	defer tick.Stop()
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := locks.Ping(pctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				p.log.Warn("lost the connection holding the mailbox locks; stopping the pollers", "err", err)
-			}
-			return
-		}
-		list, err := p.opts.Store.Mailboxes(ctx)
-		if err != nil && ctx.Err() == nil {
-			p.log.Warn("cannot read the mailbox list", "err", err)
-		}
-		if err == nil {
-			wanted := map[int64]tickets.Mailbox{}
-			for _, mb := range list {
-				if mb.Enabled {
-					wanted[mb.ID] = mb
-				}
-			}
-			for id, r := range running {
-				if mb, ok := wanted[id]; !ok || mb.Version != r.version {
-					stop(id)
-					if err := locks.Unlock(ctx, id); err != nil {
-						return
-					}
-				}
-			}
-			for id, mb := range wanted {
-				if _, ok := running[id]; ok {
-					continue
-				}
-				got, err := locks.TryLock(ctx, id)
-				if err != nil {
-					return
-				}
-				if got {
-					running[id] = p.start(ctx, mb)
-				}
-			}
-		}
+	for p.refresh(ctx, locks, self, running, ended) {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-ended:
 		}
 	}
 }
 
-func (p *Pollers) start(ctx context.Context, mb tickets.Mailbox) *runningPoller {
+// refresh unlocks the mailboxes whose pollers have left, reads who holds
+// what, lets go of what this instance should no longer poll and takes what
+// it should. It returns false when the lock connection is lost.
+func (p *Pollers) refresh(ctx context.Context, locks *tickets.MailboxLocks, self tickets.InstanceID,
+	running map[int64]*runningPoller, ended chan<- struct{}) bool {
+	for id, r := range running {
+		if !r.leaving() {
+			continue
+		}
+		select {
+		case <-r.done:
+			if err := locks.Unlock(ctx, id); err != nil {
+				return false
+			}
+			delete(running, id)
+		default:
+			if time.Since(r.leftAt) > leaveTimeout {
+				r.stop()
+			}
+		}
+	}
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	holders, err := locks.Holders(hctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("lost the connection holding the mailbox locks; stopping the pollers", "err", err)
+		}
+		return false
+	}
+	list, err := p.opts.Store.Mailboxes(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("cannot read the mailbox list", "err", err)
+		}
+		return true
+	}
+	wanted := map[int64]tickets.Mailbox{}
+	view := shareView{self: self, instances: holders.Instances, held: holders.Held, leaving: map[int64]bool{}}
+	for _, mb := range list {
+		if mb.Enabled {
+			wanted[mb.ID] = mb
+			view.wanted = append(view.wanted, mb.ID)
+		}
+	}
+	for id, r := range running {
+		if mb, ok := wanted[id]; !r.leaving() && (!ok || mb.Version != r.version) {
+			// Disabled, removed or changed: a changed one is taken again,
+			// with its new settings, once its lock is free.
+			p.leave(r)
+		}
+		if r.leaving() {
+			view.leaving[id] = true
+		}
+	}
+	plan := planShare(view)
+	for _, id := range plan.release {
+		if r, ok := running[id]; ok {
+			p.log.Info("letting the mailbox go to another instance", "mailbox", id)
+			p.leave(r)
+		}
+	}
+	started := 0
+	for _, id := range plan.candidates {
+		if started == plan.take {
+			break
+		}
+		got, err := locks.TryLock(ctx, id)
+		if err != nil {
+			return false
+		}
+		if got {
+			running[id] = p.start(ctx, wanted[id], startDelay(started, plan.take, p.opts.Refresh), ended)
+			started++
+		}
+	}
+	return true
+}
+
+// leave asks a poller to finish its batch and end; its lock is freed once
+// it has.
+func (p *Pollers) leave(r *runningPoller) {
+	close(r.leave)
+	r.leftAt = time.Now()
+}
+
+func (p *Pollers) start(ctx context.Context, mb tickets.Mailbox, delay time.Duration, ended chan<- struct{}) *runningPoller {
 	pctx, cancel := context.WithCancel(ctx)
-	r := &runningPoller{version: mb.Version, stop: cancel, done: make(chan struct{})}
-	pl := &poller{Pollers: p, mb: mb, stats: p.Stats(mb.ID),
+	r := &runningPoller{version: mb.Version, stop: cancel, leave: make(chan struct{}), done: make(chan struct{})}
+	pl := &poller{Pollers: p, mb: mb, stats: p.Stats(mb.ID), leave: r.leave,
 		log: p.log.With("mailbox", mb.ID, "department", mb.Department.Slug)}
 	go func() {
-		defer close(r.done)
-		pl.run(pctx)
+		defer func() {
+			cancel()
+			close(r.done)
+			select {
+			case ended <- struct{}{}:
+			default:
+			}
+		}()
+		if pl.pause(pctx, delay) {
+			pl.run(pctx)
+		}
 	}()
 	return r
 }
@@ -232,9 +313,62 @@ type poller struct {
 	mb    tickets.Mailbox
 	log   *slog.Logger
 	stats *PollerStats
+	// leave is closed when the poller should finish its batch and end.
+	leave <-chan struct{}
 	// recorded is the state last written, so that a poller idling
 	// between mails does not write it again for every mail.
 	recorded tickets.MailboxState
+}
+
+// aside runs f on a goroutine of its own and waits for it. A poller spends
+// its life waiting, on the stack of its goroutine; the deep calls of its
+// work (TLS, IMAP commands, parsing, the store) would grow that stack for
+// good, and every idle mailbox would keep several times the stack it
+// needs. Run aside, they grow a stack that goes away with the work.
+func aside(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
+}
+
+// errLeaving ends a session whose mailbox was let go of.
+var errLeaving = errors.New("the mailbox was let go of")
+
+func (p *poller) leaving() bool {
+	select {
+	case <-p.leave:
+		return true
+	default:
+		return false
+	}
+}
+
+// pause waits for d, and reports whether the poller should go on: false
+// when ctx ended or the poller was asked to leave meanwhile.
+func (p *poller) pause(ctx context.Context, d time.Duration) bool {
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-p.leave:
+		case <-t.C:
+		}
+	}
+	return ctx.Err() == nil && !p.leaving()
+}
+
+// logOut ends a session politely once the poller is asked to leave.
+func (p *poller) logOut(c *imapConn) error {
+	t := time.AfterFunc(5*time.Second, func() { c.Close() })
+	defer t.Stop()
+	if err := c.Logout().Wait(); err != nil {
+		p.log.Debug("logout failed", "err", err)
+	}
+	return errLeaving
 }
 
 func (p *poller) setState(ctx context.Context, state tickets.MailboxState, err error) {
@@ -249,11 +383,13 @@ func (p *poller) setState(ctx context.Context, state tickets.MailboxState, err e
 	if state == tickets.MailboxWaiting {
 		holder = ""
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := p.opts.Store.SetMailboxState(sctx, p.mb.ID, state, holder, errText); err != nil {
-		p.log.Debug("cannot record the mailbox state", "state", state, "err", err)
-	}
+	aside(func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := p.opts.Store.SetMailboxState(sctx, p.mb.ID, state, holder, errText); err != nil {
+			p.log.Debug("cannot record the mailbox state", "state", state, "err", err)
+		}
+	})
 }
 
 // run keeps a session with the server open until ctx ends, reconnecting
@@ -263,30 +399,38 @@ func (p *poller) run(ctx context.Context) {
 	if err != nil {
 		// Checked when the mailbox was added; only a hand-edited row gets
 		// here. Nothing will fix it but an admin.
-		p.log.Error("mailbox URL unusable", "err", err)
+		aside(func() { p.log.Error("mailbox URL unusable", "err", err) })
 		p.setState(ctx, tickets.MailboxError, err)
-		<-ctx.Done()
+		p.pause(ctx, time.Duration(math.MaxInt64))
 		return
 	}
 	p.log = p.log.With("url", addr.String())
 	backoff := newBackoff(time.Second, p.opts.MaxBackoff)
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !p.leaving() {
 		start := time.Now()
 		err := p.session(ctx, addr)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, errLeaving) {
 			break
+		}
+		if errors.Is(err, errRenewLogin) {
+			p.log.Info("logging in again with a renewed OAuth2 token")
+			backoff.reset()
+			continue
 		}
 		if time.Since(start) > time.Minute {
 			backoff.reset()
 		}
 		wait := backoff.next()
-		if errors.Is(err, errLoginRefused) {
-			// Repeated bad logins can get the account locked: wait long.
+		if needsAdmin(err) {
+			// Repeated bad logins can get the account locked, and a
+			// revoked authorization stays revoked: wait long.
 			wait = max(wait, time.Minute)
 		}
-		p.log.Warn("mailbox session ended; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
+		aside(func() {
+			p.log.Warn("mailbox session ended; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
+		})
 		p.setState(ctx, tickets.MailboxError, fmt.Errorf("%w (retrying in %v)", err, wait.Round(time.Second)))
-		sleep(ctx, wait)
+		p.pause(ctx, wait)
 	}
 	p.setState(ctx, tickets.MailboxWaiting, nil)
 }
@@ -295,11 +439,11 @@ func (p *poller) run(ctx context.Context) {
 // poll on the mailbox's interval) until ctx ends or the connection fails.
 func (p *poller) session(ctx context.Context, addr MailboxAddress) error {
 	p.setState(ctx, tickets.MailboxConnecting, nil)
-	password, err := ResolvePassword(p.mb.PasswordRef, p.opts.LookupEnv)
-	if err != nil {
-		return err
-	}
-	c, err := dialIMAP(ctx, addr, password, p.opts.TLSConfig)
+	var c *imapConn
+	var err error
+	aside(func() {
+		c, err = connect(ctx, addr, p.mb, Credentials{LookupEnv: p.opts.LookupEnv, Tokens: p.opts.Tokens}, p.opts.TLSConfig)
+	})
 	if err != nil {
 		return err
 	}
@@ -307,57 +451,41 @@ func (p *poller) session(ctx context.Context, addr MailboxAddress) error {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	p.stats.Sessions.Add(1)
-	sel, err := c.selectFolder(addr.Folder, false)
+	var idle bool
+	aside(func() { idle, err = p.open(ctx, c, addr.Folder) })
 	if err != nil {
 		return err
 	}
-	if p.mb.MoveTo != "" {
-		ok, err := c.folderExists(p.mb.MoveTo)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("folder %q to move processed mail to does not exist", p.mb.MoveTo)
-		}
-	}
-	if sel.UIDValidity != p.mb.UIDValidity {
-		if p.mb.UIDValidity != 0 {
-			// The server renumbered the folder: every mail in it is looked
-			// at again. The inbound log recognizes those already taken, so
-			// this costs time, never a second ticket.
-			p.log.Warn("folder UIDVALIDITY changed; rescanning it", "was", p.mb.UIDValidity, "now", sel.UIDValidity)
-		}
-		p.mb.UIDValidity, p.mb.LastUID = sel.UIDValidity, 0
-		if err := p.opts.Store.AdvanceMailbox(ctx, p.mb.ID, p.mb.UIDValidity, 0, 0); err != nil {
-			return err
-		}
-	}
-	idle := c.Caps().Has(imap.CapIdle)
 	if !idle {
 		every := p.mb.PollInterval
 		if every <= 0 {
 			every = tickets.DefaultPollInterval
 		}
-		id, err := p.cron.AddFunc(fmt.Sprintf("@every %s", every), c.signal)
-		if err != nil {
-			return fmt.Errorf("schedule polls: %w", err)
-		}
+		// At the mailbox's own offset within the interval: mailboxes
+		// connected together are not all polled in the same second.
+		id := p.cron.Schedule(newPollSchedule(p.mb.ID, every), cron.FuncJob(c.signal))
 		defer p.cron.Remove(id)
 	}
-	p.log.Info("mailbox connected", "uidvalidity", sel.UIDValidity, "messages", sel.NumMessages, "idle", idle,
-		"move", c.Caps().Has(imap.CapMove), "last_uid", p.mb.LastUID)
 	// Connected while the first sync takes what waited; after that the
 	// state stays idling (or polling) while new mail is taken: a write
 	// per mail would cost more than it tells.
 	p.setState(ctx, tickets.MailboxConnected, nil)
 	for {
+		if p.leaving() {
+			return p.logOut(c)
+		}
+		if c.renewDue() {
+			p.logOut(c) //nolint:errcheck // logging in again, not leaving
+			return errRenewLogin
+		}
 		// Notifications that arrive while syncing leave a value in wake:
 		// the wait below then ends at once and syncs again.
 		select {
 		case <-c.wake:
 		default:
 		}
-		if err := p.sync(ctx, c); err != nil {
+		aside(func() { err = p.sync(ctx, c) })
+		if err != nil {
 			return err
 		}
 		if idle {
@@ -369,6 +497,8 @@ func (p *poller) session(ctx context.Context, addr MailboxAddress) error {
 		p.setState(ctx, tickets.MailboxPolling, nil)
 		select {
 		case <-c.wake:
+		case <-p.leave:
+		case <-c.renew:
 		case <-c.Closed():
 			return errors.New("the server closed the connection")
 		case <-ctx.Done():
@@ -377,10 +507,47 @@ func (p *poller) session(ctx context.Context, addr MailboxAddress) error {
 	}
 }
 
+// open opens the folder, checks the one processed mail goes to, and starts
+// over when the server renumbered the folder. It reports whether the
+// server offers IDLE.
+func (p *poller) open(ctx context.Context, c *imapConn, folder string) (idle bool, err error) {
+	sel, err := c.selectFolder(folder, false)
+	if err != nil {
+		return false, err
+	}
+	if p.mb.MoveTo != "" {
+		ok, err := c.folderExists(p.mb.MoveTo)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			return false, fmt.Errorf("folder %q to move processed mail to does not exist", p.mb.MoveTo)
+		}
+	}
+	if sel.UIDValidity != p.mb.UIDValidity {
+		if p.mb.UIDValidity != 0 {
+			// The server renumbered the folder: every mail in it is looked
+			// at again. The inbound log recognizes those already taken, so
+			// this costs time, never a second ticket.
+			p.log.Warn("folder UIDVALIDITY changed; rescanning it", "was", p.mb.UIDValidity, "now", sel.UIDValidity)
+		}
+		p.mb.UIDValidity, p.mb.LastUID = sel.UIDValidity, 0
+		if err := p.opts.Store.AdvanceMailbox(ctx, p.mb.ID, p.mb.UIDValidity, 0, 0); err != nil {
+			return false, err
+		}
+	}
+	idle = c.Caps().Has(imap.CapIdle)
+	p.log.Info("mailbox connected", "uidvalidity", sel.UIDValidity, "messages", sel.NumMessages, "idle", idle,
+		"move", c.Caps().Has(imap.CapMove), "last_uid", p.mb.LastUID)
+	return idle, nil
+}
+
 // idle waits with IDLE until the server reports new mail, or IdleRestart
 // has passed.
 func (p *poller) idle(ctx context.Context, c *imapConn) error {
-	cmd, err := c.Idle()
+	var cmd *imapclient.IdleCommand
+	var err error
+	aside(func() { cmd, err = c.Idle() })
 	if err != nil {
 		return fmt.Errorf("start IDLE: %w", err)
 	}
@@ -390,31 +557,35 @@ func (p *poller) idle(ctx context.Context, c *imapConn) error {
 	select {
 	case <-c.wake:
 	case <-timer.C:
+	case <-p.leave:
+	case <-c.renew:
 	case <-c.Closed():
 		return errors.New("the server closed the connection")
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if err := cmd.Close(); err != nil {
-		return fmt.Errorf("stop IDLE: %w", err)
-	}
-	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("IDLE: %w", err)
-	}
-	return nil
+	aside(func() {
+		if err = cmd.Close(); err != nil {
+			err = fmt.Errorf("stop IDLE: %w", err)
+		} else if err = cmd.Wait(); err != nil {
+			err = fmt.Errorf("IDLE: %w", err)
+		}
+	})
+	return err
 }
 
 // sync turns every mail above the last UID into a ticket (or a logged
 // duplicate or quarantined mail), batch by batch: fetch the bodies while
 // storing them, then flag (and move) what is committed, then record the
 // progress. A crash anywhere leaves the mail to be fetched again and
-// recognized as a duplicate.
+// recognized as a duplicate. A poller asked to leave stops after the batch
+// at hand, the rest left to the next holder.
 func (p *poller) sync(ctx context.Context, c *imapConn) error {
 	uids, err := newUIDs(c, imap.UID(p.mb.LastUID))
 	if err != nil {
 		return err
 	}
-	for len(uids) > 0 {
+	for len(uids) > 0 && !p.leaving() {
 		n := min(len(uids), p.opts.Batch)
 		if err := p.syncBatch(ctx, c, uids[:n]); err != nil {
 			return err

@@ -106,6 +106,8 @@ type mailboxSite struct {
 	store *tickets.Store
 	mb    tickets.Mailbox
 	rcv   *Receiver
+	// tokens, for an OAuth2 mailbox.
+	tokens TokenSource
 }
 
 func newMailboxSite(t *testing.T, addr, moveTo, password string) *mailboxSite {
@@ -131,7 +133,7 @@ func newMailboxSite(t *testing.T, addr, moveTo, password string) *mailboxSite {
 func (s *mailboxSite) run(t *testing.T, holder string) (p *Pollers, stop func()) {
 	t.Helper()
 	p = NewPollers(PollerOptions{Store: s.store, Receiver: s.rcv, Holder: holder, Refresh: 100 * time.Millisecond,
-		Batch: 7, MaxBackoff: 200 * time.Millisecond})
+		Batch: 7, MaxBackoff: 200 * time.Millisecond, Tokens: s.tokens})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); p.Run(ctx) }()

@@ -9,11 +9,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/helpdeskgw/helpdesk/internal/xoauth2"
 )
 
 // Envelope is one mail ready to go.
@@ -45,9 +48,20 @@ type PermanentError struct{ Err error }
 func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
+// RelayTokens gives the relay OAuth2 access tokens: those of a
+// department's mailbox, which the relay shares (the same account usually
+// receives and sends). refused is a token the relay has just refused.
+type RelayTokens interface {
+	RelayToken(ctx context.Context, department, refused string) (string, error)
+}
+
 // NewSender parses HELPDESK_MAIL_OUT: file://DIR, smtp://[user:pass@]host:port
-// (STARTTLS when offered) or smtps://[user:pass@]host:port. It touches
-// nothing: the spool directory is created when first written to.
+// (STARTTLS when offered) or smtps://[user:pass@]host:port. A relay that
+// takes OAuth2 instead of a password is smtp://user@host:port?auth=oauth2&mailbox=SLUG:
+// it logs in as user with the tokens of the department SLUG's mailbox, by
+// OAUTHBEARER or XOAUTH2, whichever it offers (auth=xoauth2 or
+// auth=oauthbearer insist on one). It touches nothing: the spool directory
+// is created when first written to.
 func NewSender(raw string) (sender, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -76,6 +90,9 @@ func NewSender(raw string) (sender, error) {
 		if u.User != nil {
 			r.user = u.User.Username()
 			r.pass, _ = u.User.Password()
+		}
+		if err := r.parseAuth(u.Query()); err != nil {
+			return nil, fmt.Errorf("mail out %q: %w", redactURL(raw), err)
 		}
 		return r, nil
 	default:
@@ -159,6 +176,53 @@ type relaySender struct {
 	hello string
 	// tlsConfig is for tests with their own certificate authority.
 	tlsConfig *tls.Config
+	// oauth is the OAuth2 mechanism ("oauth2" for whichever the relay
+	// offers, "xoauth2", "oauthbearer"), "" for a password; the tokens are
+	// those of the mailbox of department oauthMailbox.
+	oauth        string
+	oauthMailbox string
+	tokens       RelayTokens
+}
+
+// parseAuth reads the query of a relay's URL.
+func (r *relaySender) parseAuth(q url.Values) error {
+	for k := range q {
+		if k != "auth" && k != "mailbox" {
+			return fmt.Errorf("unknown parameter %q (want auth=oauth2&mailbox=SLUG)", k)
+		}
+	}
+	switch auth := strings.ToLower(q.Get("auth")); auth {
+	case "":
+		if q.Has("mailbox") {
+			return errors.New("mailbox= goes with auth=oauth2")
+		}
+		return nil
+	case "oauth2", "xoauth2", "oauthbearer":
+		r.oauth = auth
+	default:
+		return fmt.Errorf("auth=%s: want oauth2, xoauth2 or oauthbearer", auth)
+	}
+	switch {
+	case r.user == "":
+		return errors.New("auth=oauth2 needs the user to log in as: smtp://USER@host:587?auth=oauth2&mailbox=SLUG")
+	case r.pass != "":
+		return errors.New("auth=oauth2 takes no password")
+	case q.Get("mailbox") == "":
+		return errors.New("auth=oauth2 needs mailbox=SLUG, the department whose mailbox's OAuth2 authorization the relay uses")
+	}
+	r.oauthMailbox = q.Get("mailbox")
+	return nil
+}
+
+// RelayOAuthMailbox returns the department whose mailbox's OAuth2 tokens
+// the relay of mailOut (HELPDESK_MAIL_OUT) logs in with, or "" when it
+// takes a password, nothing, or is no relay.
+func RelayOAuthMailbox(mailOut string) string {
+	s, err := NewSender(mailOut)
+	if r, ok := s.(*relaySender); ok && err == nil {
+		return r.oauthMailbox
+	}
+	return ""
 }
 
 func (r *relaySender) Describe() string {
@@ -210,7 +274,14 @@ func (r *relaySender) Open(ctx context.Context) (conn, error) {
 			return nil, fmt.Errorf("EHLO to relay %s: %w", r.addr, err)
 		}
 	}
-	if r.user != "" {
+	switch {
+	case r.oauth != "":
+		if err := r.authOAuth(ctx, c); err != nil {
+			c.Close()
+			// Not permanent: mail waits while an admin authorizes again.
+			return nil, err
+		}
+	case r.user != "":
 		if err := c.Auth(sasl.NewPlainClient("", r.user, r.pass)); err != nil {
 			c.Close()
 			// Not permanent: mail waits while an admin mends the password.
@@ -218,6 +289,53 @@ func (r *relaySender) Open(ctx context.Context) (conn, error) {
 		}
 	}
 	return &relayConn{c: c, addr: r.addr}, nil
+}
+
+// authOAuth logs in with the mailbox's access token; a token the relay
+// refuses is renewed and tried once more.
+func (r *relaySender) authOAuth(ctx context.Context, c *smtp.Client) error {
+	if r.tokens == nil {
+		return fmt.Errorf("relay %s: no OAuth2 tokens for the mailbox of %s", r.addr, r.oauthMailbox)
+	}
+	token, err := r.tokens.RelayToken(ctx, r.oauthMailbox, "")
+	if err != nil {
+		return fmt.Errorf("relay %s: %w", r.addr, err)
+	}
+	err = r.authWith(c, token)
+	var smtpErr *smtp.SMTPError
+	if errors.As(err, &smtpErr) && (smtpErr.Code == 535 || smtpErr.Code == 454) {
+		// Refused (535), or failed on the relay's side (454, as some
+		// answer a bad token): a renewed token may pass.
+		if token, err = r.tokens.RelayToken(ctx, r.oauthMailbox, token); err != nil {
+			return fmt.Errorf("relay %s: %w", r.addr, err)
+		}
+		err = r.authWith(c, token)
+	}
+	return err
+}
+
+func (r *relaySender) authWith(c *smtp.Client, token string) error {
+	_, portText, _ := net.SplitHostPort(r.addr)
+	port, _ := strconv.Atoi(portText)
+	var sc sasl.Client
+	switch r.oauth {
+	case "xoauth2":
+		sc = xoauth2.NewClient(r.user, token)
+	case "oauthbearer":
+		sc = xoauth2.NewBearerClient(r.user, token, r.host, port)
+	default:
+		if chosen := xoauth2.Choose(c.SupportsAuth, r.user, token, r.host, port); chosen != nil {
+			sc = chosen
+		}
+	}
+	if sc == nil {
+		return fmt.Errorf("relay %s offers neither OAUTHBEARER nor XOAUTH2", r.addr)
+	}
+	mech, _, _ := sc.Start()
+	if err := c.Auth(sc); err != nil {
+		return fmt.Errorf("authenticate to relay %s as %s with %s: %w", r.addr, r.user, mech, err)
+	}
+	return nil
 }
 
 func isLoopback(host string) bool {

@@ -55,6 +55,9 @@ type Options struct {
 	MaxAttempts int
 	// Metrics, when set, counts what is sent and what fails.
 	Metrics *Metrics
+	// RelayTokens gives a relay that takes OAuth2 (auth=oauth2 in MailOut)
+	// its access tokens.
+	RelayTokens RelayTokens
 }
 
 // Worker drains the outbox.
@@ -85,6 +88,10 @@ func New(opts Options) (*Worker, error) {
 	}
 	if r, ok := s.(*relaySender); ok {
 		r.hello = opts.Hostname
+		r.tokens = opts.RelayTokens
+		if r.oauth != "" && r.tokens == nil {
+			return nil, fmt.Errorf("mail out %s: auth=oauth2, but no OAuth2 tokens are available (is HELPDESK_SECRET_KEY set?)", r.Describe())
+		}
 	}
 	w := &Worker{
 		store: opts.Store, tmpl: opts.Templates, sender: s, baseURL: strings.TrimRight(opts.BaseURL, "/"),
@@ -371,6 +378,17 @@ type staffNoticeData struct {
 	Files   []string
 }
 
+// adminAlertData is what the alert about a failing mailbox shows.
+type adminAlertData struct {
+	AgentName  string
+	Department string
+	// Slug names the department in the command that mends the mailbox.
+	Slug    string
+	Mailbox string
+	Reason  string
+	Since   string
+}
+
 // reminderData is what the mail listing a customer's open tickets shows.
 type reminderData struct {
 	CustomerName string
@@ -390,7 +408,7 @@ type listedTicket struct {
 // toStaff reports whether a kind of mail goes to an agent rather than to
 // the customer.
 func toStaff(k tickets.MailKind) bool {
-	return k == tickets.KindAgentNewTicket || k == tickets.KindAgentCustomerReply
+	return k == tickets.KindAgentNewTicket || k == tickets.KindAgentCustomerReply || k == tickets.KindAdminAlert
 }
 
 func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, error) {
@@ -478,6 +496,15 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 			data.Files = fileNames(m.Message)
 		}
 		rendered, err = w.tmpl.RenderMail(name, locale, data)
+	case tickets.KindAdminAlert:
+		if m.Alert == nil {
+			err = errors.New("admin alert without its mailbox")
+			break
+		}
+		rendered, err = w.tmpl.RenderMail(templates.MailAdminAlert, locale, adminAlertData{
+			AgentName: cleanLine(m.AgentName), Department: t.Department.Name, Slug: t.Department.Slug,
+			Mailbox: cleanLine(m.Alert.URL), Reason: cleanLine(m.Alert.Reason), Since: mailDate(m.CreatedAt, locale),
+		})
 	default:
 		err = fmt.Errorf("unknown mail kind %q", m.Kind)
 	}
@@ -520,11 +547,16 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 	h.SetMessageID(ids[0])
 	h.SetMsgIDList("In-Reply-To", usableMsgIDs(m.InReplyTo))
 	h.SetMsgIDList("References", usableMsgIDs(m.References...))
-	// RFC 3834: this is an automatic answer; well-behaved responders will
-	// not answer it, and Exchange is asked not to send out-of-office replies.
-	h.Set("Auto-Submitted", "auto-replied")
+	// RFC 3834: this is an automatic answer (or, for an alert, an
+	// automatic mail); well-behaved responders will not answer it, and
+	// Exchange is asked not to send out-of-office replies.
+	if m.Kind == tickets.KindAdminAlert {
+		h.Set("Auto-Submitted", "auto-generated")
+	} else {
+		h.Set("Auto-Submitted", "auto-replied")
+	}
 	h.Set("X-Auto-Response-Suppress", "All")
-	if m.Kind != tickets.KindReminder {
+	if t.TrackingID != "" && m.Kind != tickets.KindReminder {
 		h.Set("X-Helpdesk-Ticket", cleanLine(t.TrackingID))
 	}
 

@@ -40,6 +40,8 @@ const (
 	// Notices to the staff, in the department's language.
 	MailAgentNewTicket     = "agent_new_ticket"
 	MailAgentCustomerReply = "agent_customer_reply"
+	// MailAdminAlert tells an admin a mailbox needs authorizing again.
+	MailAdminAlert = "admin_alert"
 )
 
 // Page templates.

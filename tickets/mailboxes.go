@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -30,9 +29,16 @@ type Mailbox struct {
 	Department Department
 	// URL names the server, user and folder: imaps://user@host:993/INBOX.
 	URL string
+	// Auth is how the gateway logs in: with the password PasswordRef
+	// points to, or with OAuth2 tokens obtained as OAuth says.
+	Auth AuthKind
 	// PasswordRef says where the password is ("env:VAR" or "file:/path");
-	// the password itself is never stored.
+	// the password itself is never stored. Empty for OAuth2.
 	PasswordRef string
+	// OAuth is who issues the tokens of an OAuth2 mailbox, and for what.
+	OAuth OAuthSettings
+	// OAuthStatus is where an OAuth2 mailbox's authorization stands.
+	OAuthStatus OAuthStatus
 	// MoveTo is the folder processed mail goes to; "" keeps it in place,
 	// flagged \Seen.
 	MoveTo string
@@ -68,18 +74,28 @@ func (s *Store) AddMailbox(ctx context.Context, m Mailbox) (Mailbox, error) {
 	if m.PollInterval < 5*time.Second || m.PollInterval > 24*time.Hour {
 		return m, fmt.Errorf("mailbox of %q: poll interval %v: want 5s to 24h: %w", m.Department.Slug, m.PollInterval, ErrInvalid)
 	}
-	if !strings.HasPrefix(m.PasswordRef, "env:") && !strings.HasPrefix(m.PasswordRef, "file:") {
-		return m, fmt.Errorf("mailbox of %q: password reference %q: want env:VAR or file:PATH: %w", m.Department.Slug, m.PasswordRef, ErrInvalid)
+	if m.Auth == "" {
+		m.Auth = AuthPassword
+	}
+	if err := m.checkAuth(); err != nil {
+		return m, fmt.Errorf("mailbox of %q: %w", m.Department.Slug, err)
 	}
 	d, err := s.DepartmentBySlug(ctx, m.Department.Slug)
 	if err != nil {
 		return m, err
 	}
 	m.Department = d
+	o := m.OAuth
+	if o.Scopes == nil {
+		o.Scopes = []string{}
+	}
 	err = s.pool.QueryRow(ctx, `
-		INSERT INTO mailboxes (department_id, url, password_ref, move_to, poll_seconds)
-		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-		d.ID, m.URL, m.PasswordRef, m.MoveTo, int(m.PollInterval/time.Second)).Scan(&m.ID)
+		INSERT INTO mailboxes (department_id, url, password_ref, move_to, poll_seconds, auth_kind, oauth_provider,
+		                       oauth_tenant, oauth_client_id, oauth_client_secret_ref, oauth_client_credentials,
+		                       oauth_token_url, oauth_device_url, oauth_auth_url, oauth_scopes)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id`,
+		d.ID, m.URL, m.PasswordRef, m.MoveTo, int(m.PollInterval/time.Second), string(m.Auth), string(o.Provider),
+		o.Tenant, o.ClientID, o.ClientSecretRef, o.ClientCredentials, o.TokenURL, o.DeviceURL, o.AuthURL, o.Scopes).Scan(&m.ID)
 	if isUniqueViolation(err, "") {
 		return m, fmt.Errorf("department %q has a mailbox already (remove it first): %w", d.Slug, ErrConflict)
 	}
@@ -91,16 +107,19 @@ func (s *Store) AddMailbox(ctx context.Context, m Mailbox) (Mailbox, error) {
 
 const mailboxColumns = `m.id, m.url, m.password_ref, m.move_to, m.poll_seconds, m.enabled, m.version,
 	m.uid_validity, m.last_uid, m.ingested, m.state, m.state_at, m.holder, m.last_error,
-	m.last_error_at, m.last_success_at, m.created_at, ` + departmentColumns
+	m.last_error_at, m.last_success_at, m.created_at, ` + oauthColumns + `, ` + departmentColumns
 
 func scanMailbox(row pgx.CollectableRow) (Mailbox, error) {
 	var m Mailbox
 	var pollSeconds int
 	var uidValidity, lastUID int64
 	var lastErrorAt, lastSuccessAt *time.Time
-	err := row.Scan(append([]any{&m.ID, &m.URL, &m.PasswordRef, &m.MoveTo, &pollSeconds, &m.Enabled, &m.Version,
+	var oauth oauthDest
+	dest := append([]any{&m.ID, &m.URL, &m.PasswordRef, &m.MoveTo, &pollSeconds, &m.Enabled, &m.Version,
 		&uidValidity, &lastUID, &m.Ingested, &m.State, &m.StateAt, &m.Holder, &m.LastError,
-		&lastErrorAt, &lastSuccessAt, &m.CreatedAt}, departmentDest(&m.Department)...)...)
+		&lastErrorAt, &lastSuccessAt, &m.CreatedAt}, oauth.dest(&m)...)
+	err := row.Scan(append(dest, departmentDest(&m.Department)...)...)
+	oauth.finish(&m)
 	m.PollInterval = time.Duration(pollSeconds) * time.Second
 	m.UIDValidity, m.LastUID = uint32(uidValidity), uint32(lastUID)
 	if lastErrorAt != nil {

@@ -31,6 +31,10 @@ const (
 	// wrote. They carry a staff link, never the customer's.
 	KindAgentNewTicket     MailKind = "agent_new_ticket"
 	KindAgentCustomerReply MailKind = "agent_customer_reply"
+	// KindAdminAlert tells an admin that a mailbox stopped working in a way
+	// only an admin can mend (its OAuth2 authorization failed). It concerns
+	// no ticket.
+	KindAdminAlert MailKind = "admin_alert"
 )
 
 // OutboxMail is a queued mail with what is needed to write it.
@@ -60,8 +64,11 @@ type OutboxMail struct {
 	// Message is what an answer (or a staff notice of a customer's
 	// message) carries, with its attachments.
 	Message *Message
-	// AgentName is the staff member a staff notice is for.
+	// AgentName is the staff member a staff notice (or an alert) is for.
 	AgentName string
+	// Alert is what an admin alert is about. Alerts have no ticket: their
+	// Ticket holds only the department that sends them.
+	Alert *MailboxAlert
 }
 
 // carriesTicketLink reports whether the mail's token opens its ticket for
@@ -83,6 +90,11 @@ type ListedTicket struct {
 func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]OutboxMail, error) {
 	var mails []OutboxMail
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// Alerts first: they are few, and say mail may have stopped.
+		alerts, err := claimAlerts(ctx, tx, limit)
+		if err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `
 			SELECT o.id, o.kind, o.recipient, o.message_id, o.in_reply_to, o.reference_ids, o.attempts, o.created_at,
 			       o.locale, coalesce(o.message_ref, 0), coalesce(ag.name, ''), `+ticketColumns+`
@@ -91,7 +103,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 			WHERE o.state = 'pending' AND o.next_attempt <= now()
 			ORDER BY o.next_attempt, o.id
 			LIMIT $1
-			FOR UPDATE OF o SKIP LOCKED`, limit)
+			FOR UPDATE OF o SKIP LOCKED`, limit-len(alerts))
 		if err != nil {
 			return err
 		}
@@ -107,8 +119,12 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 			}
 			return m, err
 		})
-		if err != nil || len(mails) == 0 {
+		if err != nil {
 			return err
+		}
+		mails = append(alerts, mails...)
+		if len(mails) == 0 {
+			return nil
 		}
 		ids := make([]int64, len(mails))
 		for i, m := range mails {

@@ -29,9 +29,9 @@ func TestMain(m *testing.M) { testdb.Main(m, &db) }
 const testBaseURL = "http://helpdesk.test"
 
 // startApp runs the whole gateway on loopback ports with a spool directory.
-func startApp(t *testing.T) (*App, string) {
+func startApp(t *testing.T, env ...string) (*App, string) {
 	t.Helper()
-	app, spool, stop := runApp(t)
+	app, spool, stop := runApp(t, env...)
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("app stopped with %v", err)
@@ -40,20 +40,21 @@ func startApp(t *testing.T) (*App, string) {
 	return app, spool
 }
 
-// runApp runs the whole gateway; stop shuts it down as SIGTERM does and
-// returns what Run returned.
-func runApp(t *testing.T) (*App, string, func() error) {
+// runApp runs the whole gateway, with env (KEY=value) added to its
+// configuration; stop shuts it down as SIGTERM does and returns what Run
+// returned.
+func runApp(t *testing.T, env ...string) (*App, string, func() error) {
 	t.Helper()
 	db.Reset(t)
 	spool := t.TempDir()
-	cfg, err := loadConfig([]string{
+	cfg, err := loadConfig(append([]string{
 		"HELPDESK_DATABASE_URL=" + db.ConnString(t),
 		"HELPDESK_SMTP_ADDR=127.0.0.1:0",
 		"HELPDESK_HTTP_ADDR=127.0.0.1:0",
 		"HELPDESK_BASE_URL=" + testBaseURL,
 		"HELPDESK_MAIL_OUT=file://" + spool,
 		"HELPDESK_SMTP_HOSTNAME=mx.test",
-	}, true)
+	}, env...), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,6 +332,9 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_SENDER_TICKETS_PER_HOUR=0"}, "HELPDESK_SENDER_TICKETS_PER_HOUR"},
 		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_DRAFT_TTL=5m"}, "HELPDESK_DRAFT_TTL"},
 		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_SMTP_CHECK_AUTH=perhaps"}, "HELPDESK_SMTP_CHECK_AUTH"},
+		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_SECRET_KEY=c2hvcnQ="}, "HELPDESK_SECRET_KEY: 5 bytes, want 32"},
+		{[]string{"HELPDESK_DATABASE_URL=postgres://x/y", "HELPDESK_MAIL_OUT=smtp://support@relay.example.com?auth=oauth2&mailbox=soporte"},
+			"HELPDESK_SECRET_KEY: not set, but HELPDESK_MAIL_OUT logs in with the OAuth2 tokens of the mailbox of soporte"},
 	} {
 		_, err := loadConfig(tc.env, true)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,13 +11,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/helpdeskgw/helpdesk/internal/oauth"
 	"github.com/helpdeskgw/helpdesk/mailin"
 	"github.com/helpdeskgw/helpdesk/tickets"
 )
 
-func cmdMailbox(ctx context.Context, args, environ []string, stdout io.Writer) error {
+func cmdMailbox(ctx context.Context, args, environ []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"mailbox: want add, list, test, enable, disable or remove"}
+		return usageError{"mailbox: want add, oauth, list, test, enable, disable or remove"}
 	}
 	switch args[0] {
 	case "add":
@@ -25,10 +27,12 @@ func cmdMailbox(ctx context.Context, args, environ []string, stdout io.Writer) e
 		return cmdMailboxList(ctx, args[1:], environ, stdout)
 	case "test":
 		return cmdMailboxTest(ctx, args[1:], environ, stdout)
+	case "oauth":
+		return cmdMailboxOAuth(ctx, args[1:], environ, stdin, stdout)
 	case "enable", "disable", "remove":
 		return cmdMailboxChange(ctx, args[0], args[1:], environ, stdout)
 	}
-	return usageError{fmt.Sprintf("mailbox %s: want add, list, test, enable, disable or remove", args[0])}
+	return usageError{fmt.Sprintf("mailbox %s: want add, oauth, list, test, enable, disable or remove", args[0])}
 }
 
 // lookupIn finds a variable in environ, as os.LookupEnv does in the
@@ -53,6 +57,8 @@ func cmdMailboxAdd(ctx context.Context, args, environ []string, stdout io.Writer
 	moveTo := fs.String("move-to", "", "folder to move processed mail to (default: keep it, flagged \\Seen)")
 	poll := fs.Duration("poll-interval", tickets.DefaultPollInterval, "how often to look for mail when the server has no IDLE")
 	noCheck := fs.Bool("no-check", false, "attach without logging in first")
+	var oauthOpts oauthFlags
+	oauthOpts.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -62,6 +68,17 @@ func cmdMailboxAdd(ctx context.Context, args, environ []string, stdout io.Writer
 	addr, err := mailin.ParseMailboxURL(*rawURL)
 	if err != nil {
 		return err
+	}
+	settings, useOAuth, err := oauthOpts.settings()
+	if err != nil {
+		return usageError{"mailbox add: " + err.Error()}
+	}
+	if useOAuth {
+		if *passwordEnv != "" || *passwordFile != "" {
+			return usageError{"mailbox add: --oauth logs in without a password; drop --password-env and --password-file"}
+		}
+		return addOAuthMailbox(ctx, tickets.Mailbox{Department: tickets.Department{Slug: *dept}, URL: addr.String(),
+			MoveTo: *moveTo, PollInterval: *poll, Auth: tickets.AuthOAuth2, OAuth: settings}, *noCheck, environ, stdout)
 	}
 	ref, err := mailin.PasswordRef(*passwordEnv, *passwordFile)
 	if err != nil {
@@ -74,7 +91,7 @@ func cmdMailboxAdd(ctx context.Context, args, environ []string, stdout io.Writer
 			return err
 		}
 		if !*noCheck {
-			r, err := checkMailbox(ctx, mb, environ)
+			r, err := checkMailbox(ctx, mb, environ, nil)
 			if err != nil {
 				return fmt.Errorf("%w\n(nothing was attached; fix it, or add --no-check to attach anyway)", err)
 			}
@@ -90,16 +107,46 @@ func cmdMailboxAdd(ctx context.Context, args, environ []string, stdout io.Writer
 	})
 }
 
-func checkMailbox(ctx context.Context, mb tickets.Mailbox, environ []string) (mailin.MailboxReport, error) {
+// checkMailbox logs in to the mailbox and looks at its folder; tokens
+// serves OAuth2 mailboxes.
+func checkMailbox(ctx context.Context, mb tickets.Mailbox, environ []string, tokens mailin.TokenSource) (mailin.MailboxReport, error) {
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return mailin.CheckMailbox(cctx, mb, lookupIn(environ), nil)
+	return mailin.CheckMailboxWith(cctx, mb, mailin.Credentials{LookupEnv: lookupIn(environ), Tokens: tokens}, nil)
 }
 
 func printReport(w io.Writer, r mailin.MailboxReport) {
 	yes := map[bool]string{true: "yes", false: "no"}
-	fmt.Fprintf(w, "logged in to %s over %s; folder %q has %d messages (UIDVALIDITY %d, next UID %d); IDLE: %s, MOVE: %s\n",
-		r.Address.Host, r.Address.Security, r.Address.Folder, r.Messages, r.UIDValidity, r.UIDNext, yes[r.IDLE], yes[r.MOVE])
+	fmt.Fprintf(w, "logged in to %s over %s with %s; folder %q has %d messages (UIDVALIDITY %d, next UID %d); IDLE: %s, MOVE: %s\n",
+		r.Address.Host, r.Address.Security, r.Mechanism, r.Address.Folder, r.Messages, r.UIDValidity, r.UIDNext, yes[r.IDLE], yes[r.MOVE])
+}
+
+// addOAuthMailbox attaches an OAuth2 mailbox. With client credentials its
+// first token is obtained and tried at once (unless noCheck); otherwise a
+// person authorizes it next, with `mailbox oauth`.
+func addOAuthMailbox(ctx context.Context, mb tickets.Mailbox, noCheck bool, environ []string, stdout io.Writer) error {
+	return withStore(ctx, environ, func(s *tickets.Store) error {
+		mb, err := s.AddMailbox(ctx, mb)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "mailbox attached to %s: %s, OAuth2 with %s\n", mb.Department.Slug, mb.URL, authSummary(mb))
+		if !mb.OAuth.ClientCredentials || noCheck {
+			fmt.Fprintf(stdout, "authorize it now with: helpdesk mailbox oauth --department %s\n", mb.Department.Slug)
+			return nil
+		}
+		sources, err := cliTokenSources(s, environ)
+		if err == nil {
+			err = authorize(ctx, s, sources, mb, oauth.Prompt{}, environ, stdout)
+		}
+		if err != nil {
+			if rerr := s.RemoveMailbox(ctx, mb.Department.Slug); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+			return fmt.Errorf("%w\n(nothing was attached; fix it, or add --no-check to attach anyway)", err)
+		}
+		return nil
+	})
 }
 
 func cmdMailboxTest(ctx context.Context, args, environ []string, stdout io.Writer) error {
@@ -116,7 +163,15 @@ func cmdMailboxTest(ctx context.Context, args, environ []string, stdout io.Write
 		if err != nil {
 			return err
 		}
-		r, err := checkMailbox(ctx, mb, environ)
+		var tokens mailin.TokenSource
+		if mb.Auth == tickets.AuthOAuth2 {
+			sources, err := cliTokenSources(s, environ)
+			if err != nil {
+				return err
+			}
+			tokens = sources
+		}
+		r, err := checkMailbox(ctx, mb, environ, tokens)
 		if err != nil {
 			return fmt.Errorf("mailbox of %s: %w", *dept, err)
 		}
@@ -163,7 +218,7 @@ func cmdMailboxList(ctx context.Context, args, environ []string, stdout io.Write
 		}
 		now := time.Now()
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DEPARTMENT\tURL\tSTATE\tSINCE\tBY\tLAST UID\tINGESTED\tLAST SUCCESS\tLAST ERROR")
+		fmt.Fprintln(tw, "DEPARTMENT\tURL\tAUTH\tSTATE\tSINCE\tBY\tLAST UID\tINGESTED\tLAST SUCCESS\tLAST ERROR")
 		for _, m := range list {
 			lastErr := "-"
 			if m.LastError != "" {
@@ -173,7 +228,7 @@ func cmdMailboxList(ctx context.Context, args, environ []string, stdout io.Write
 			if !m.LastSuccessAt.IsZero() {
 				success = ago(now, m.LastSuccessAt) + " ago"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\t%d/%d\t%d\t%s\t%s\n", m.Department.Slug, m.URL, m.State,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\t%s\t%d/%d\t%d\t%s\t%s\n", m.Department.Slug, m.URL, authSummary(m), m.State,
 				ago(now, m.StateAt), cmp.Or(m.Holder, "-"), m.UIDValidity, m.LastUID, m.Ingested, success, lastErr)
 		}
 		return tw.Flush()

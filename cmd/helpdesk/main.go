@@ -5,7 +5,7 @@
 //	helpdesk migrate
 //	helpdesk department add --slug S --name N --address A [--locale es|en]
 //	helpdesk department list
-//	helpdesk mailbox add|list|test|enable|disable|remove
+//	helpdesk mailbox add|oauth|list|test|enable|disable|remove
 //	helpdesk inbound list|show|release|bounces
 //	helpdesk agent add|list|update
 //	helpdesk canned add|list|remove
@@ -36,6 +36,12 @@ const usage = `usage:
   helpdesk mailbox add --department S --url imaps://user@host:993/INBOX
                        (--password-env VAR | --password-file F) [--move-to FOLDER]
                        [--poll-interval 1m] [--no-check]
+  helpdesk mailbox add --department S --url imaps://user@host:993/INBOX
+                       --oauth microsoft|google|generic --client-id ID [--tenant T]
+                       [--client-secret-env VAR | --client-secret-file F] [--client-credentials]
+                       [--token-url U (--device-url U | --auth-url U)] [--scope S]... [--move-to FOLDER] [--no-check]
+  helpdesk mailbox oauth --department S [--browser]
+                       authorize an OAuth2 mailbox: sign in with a code on another device, or in a browser
   helpdesk mailbox list
   helpdesk mailbox test|enable|disable|remove --department S
   helpdesk inbound list [--disposition quarantined|draft|auto_reply|bounce|ticket|duplicate] [--limit N] [--before ID]
@@ -105,7 +111,7 @@ func runIO(ctx context.Context, args, environ []string, stdin io.Reader, stdout 
 		}
 		return usageError{fmt.Sprintf("department %s: want add, list or update", args[1])}
 	case "mailbox":
-		return cmdMailbox(ctx, args[1:], environ, stdout)
+		return cmdMailbox(ctx, args[1:], environ, stdin, stdout)
 	case "inbound":
 		return cmdInbound(ctx, args[1:], environ, stdout)
 	case "agent":

@@ -58,6 +58,27 @@ type Options struct {
 	TLS bool
 	// ExtraConfig is appended verbatim to the generated dovecot.conf.
 	ExtraConfig string
+	// OAuth2, when set, lets the users log in with OAuth2 access tokens
+	// as well as their passwords.
+	OAuth2 *OAuth2
+}
+
+// OAuth2 has Dovecot accept OAuth2 access tokens (XOAUTH2, OAUTHBEARER),
+// checking each at a token introspection endpoint (RFC 7662) by POST. The
+// endpoint must answer {"active": true, "username": USER} for a valid
+// token of USER.
+type OAuth2 struct {
+	IntrospectionURL string
+	// Mechanisms are those offered: "xoauth2", "oauthbearer" or both
+	// (the default).
+	Mechanisms []string
+}
+
+func (o *OAuth2) mechanisms() string {
+	if len(o.Mechanisms) == 0 {
+		return "xoauth2 oauthbearer"
+	}
+	return strings.Join(o.Mechanisms, " ")
 }
 
 // Server is a Dovecot instance with its own directory. It keeps its ports
@@ -90,6 +111,7 @@ const (
 	logName    = "dovecot.log"
 	stderrName = "stderr.log"
 	usersName  = "users"
+	oauth2Name = "oauth2.conf.ext"
 	mailDir    = "mail"
 )
 
@@ -307,6 +329,9 @@ func (s *Server) prepare() error {
 	if err := s.writeUsers(); err != nil {
 		return err
 	}
+	if err := s.writeOAuth2(); err != nil {
+		return err
+	}
 	if err := s.mkdirOwned(filepath.Join(s.dir, mailDir)); err != nil {
 		return err
 	}
@@ -338,6 +363,27 @@ func (s *Server) writeUsers() error {
 		if err := os.Chmod(path, 0o640); err != nil {
 			return fmt.Errorf("dovecot users file: %w", err)
 		}
+	}
+	return nil
+}
+
+// writeOAuth2 writes the oauth2 passdb's settings, read by the auth
+// service.
+func (s *Server) writeOAuth2() error {
+	o := s.opts.OAuth2
+	if o == nil {
+		return nil
+	}
+	if strings.ContainsAny(o.IntrospectionURL, "\r\n") || !strings.HasPrefix(o.IntrospectionURL, "http") {
+		return fmt.Errorf("dovecot OAuth2: introspection URL %q: want one http(s) URL", o.IntrospectionURL)
+	}
+	conf := "introspection_url = " + o.IntrospectionURL + "\n" +
+		"introspection_mode = post\n" +
+		"username_attribute = username\n" +
+		"active_attribute = active\n" +
+		"active_value = true\n"
+	if err := os.WriteFile(filepath.Join(s.dir, oauth2Name), []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("dovecot OAuth2 settings: %w", err)
 	}
 	return nil
 }
@@ -410,12 +456,21 @@ first_valid_uid = 1
 first_valid_gid = 1
 
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{{with .OAuth2Mechanisms}} {{.}}{{end}}
 auth_username_format = %u
 # Tests try wrong passwords: no delay, and no penalty slowing the next logins.
 auth_failure_delay = 0
+{{- if .OAuth2Mechanisms}}
+# Access tokens, checked at the test's introspection endpoint.
+passdb {
+  driver = oauth2
+  mechanisms = {{.OAuth2Mechanisms}}
+  args = {{.Dir}}/` + oauth2Name + `
+}
+{{- end}}
 passdb {
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {{.Dir}}/` + usersName + `
 }
 userdb {
@@ -479,6 +534,7 @@ func (s *Server) config() (string, error) {
 		IDs                       ids
 		Port, TLSPort             int
 		Capabilities, ExtraConfig string
+		OAuth2Mechanisms          string
 	}{
 		Instance: filepath.Base(s.dir), Dir: s.dir,
 		IDs: ids{
@@ -487,6 +543,9 @@ func (s *Server) config() (string, error) {
 		},
 		Port: s.port, TLSPort: s.tlsPort,
 		Capabilities: s.opts.Capabilities, ExtraConfig: s.opts.ExtraConfig,
+	}
+	if s.opts.OAuth2 != nil {
+		data.OAuth2Mechanisms = s.opts.OAuth2.mechanisms()
 	}
 	var b strings.Builder
 	if err := configTemplate.Execute(&b, data); err != nil {

@@ -17,6 +17,10 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/helpdeskgw/helpdesk/internal/idp"
+	"github.com/helpdeskgw/helpdesk/internal/xoauth2"
 )
 
 const (
@@ -554,4 +558,66 @@ func instanceProcesses(t *testing.T, s *Server) []string {
 		}
 	}
 	return found
+}
+
+// Dovecot checks access tokens at the test's identity provider: a live
+// token logs in with either mechanism, an expired or another user's token
+// does not, and passwords still work beside them.
+func TestOAuth2(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	provider := idp.Start(idp.Options{ClientID: "helpdesk"})
+	t.Cleanup(provider.Close)
+	s := startAlice(t, Options{OAuth2: &OAuth2{IntrospectionURL: provider.IntrospectionURL()}})
+	access, _ := provider.Issue(alice)
+
+	authenticate := func(mech, user, token string) error {
+		t.Helper()
+		conn, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := imapclient.New(conn, nil)
+		defer c.Close()
+		if err := c.WaitGreeting(); err != nil {
+			t.Fatal(err)
+		}
+		if !c.Caps().Has(imap.Cap("AUTH=" + mech)) {
+			t.Fatalf("AUTH=%s not offered: %v", mech, c.Caps())
+		}
+		var sc sasl.Client = xoauth2.NewClient(user, token)
+		if mech == "OAUTHBEARER" {
+			sc = xoauth2.NewBearerClient(user, token, "127.0.0.1", 0)
+		}
+		if err := c.Authenticate(sc); err != nil {
+			return err
+		}
+		_, err = c.Select("INBOX", nil).Wait()
+		return err
+	}
+	for _, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
+		t.Run(mech, func(t *testing.T) {
+			if err := authenticate(mech, alice, access); err != nil {
+				t.Errorf("live token: %v", err)
+			}
+			if err := authenticate(mech, "bob", access); err == nil {
+				t.Error("alice's token logged bob in")
+			}
+			if err := authenticate(mech, alice, "at-forged"); err == nil {
+				t.Error("an unknown token logged in")
+			}
+		})
+	}
+	if c, err := s.Login(ctx, alice); err != nil {
+		t.Errorf("password login beside OAuth2: %v", err)
+	} else {
+		c.Close()
+	}
+	provider.ExpireAccessTokens()
+	if err := authenticate("XOAUTH2", alice, access); err == nil {
+		t.Error("an expired token logged in")
+	}
+	if provider.Count("introspect") == 0 || provider.Count("introspect_inactive") == 0 {
+		t.Errorf("introspections: %d active, %d inactive", provider.Count("introspect"), provider.Count("introspect_inactive"))
+	}
 }
