@@ -162,6 +162,17 @@ func ackLink(t *testing.T, raw []byte) string {
 // reply) in a mail's text part.
 func mailLink(t *testing.T, raw []byte, kind string) string {
 	t.Helper()
+	text := mailText(t, raw)
+	link := regexp.MustCompile(regexp.QuoteMeta(testBaseURL) + `/` + kind + `/[A-Za-z0-9_-]{43}`).FindString(text)
+	if link == "" {
+		t.Fatalf("mail text has no %s/%s/<token> link:\n%s", testBaseURL, kind, text)
+	}
+	return link
+}
+
+// mailText is a mail's first text/plain part.
+func mailText(t *testing.T, raw []byte) string {
+	t.Helper()
 	r, err := mail.CreateReader(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatalf("read mail: %v", err)
@@ -181,11 +192,11 @@ func mailLink(t *testing.T, raw []byte, kind string) string {
 		if ct, _, _ := h.ContentType(); ct != "text/plain" {
 			continue
 		}
-		text, _ := io.ReadAll(p.Body)
-		if link := regexp.MustCompile(regexp.QuoteMeta(testBaseURL) + `/` + kind + `/[A-Za-z0-9_-]{43}`).Find(text); link != nil {
-			return string(link)
+		text, err := io.ReadAll(p.Body)
+		if err != nil {
+			t.Fatalf("read mail's text: %v", err)
 		}
-		t.Fatalf("mail text has no %s/%s/<token> link:\n%s", testBaseURL, kind, text)
+		return string(text)
 	}
 	t.Fatal("mail has no text part")
 	return ""

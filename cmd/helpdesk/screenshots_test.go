@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -24,45 +24,150 @@ const (
 	phoneWidth, phoneHeight     = 390, 844
 )
 
+// conversation is a ticket's thread: the customer's message, an agent's
+// answer and the customer's reply, each with a file.
+type conversation struct {
+	name, email, subject, message, messageFile string
+	agentAnswer, agentFile                     string
+	reply, replyFile                           string
+}
+
+// queuedTicket is a ticket of the staff's queue: a customer's message,
+// then the agent's changes, and its last activity age ago.
+type queuedTicket struct {
+	department, name, email, subject, message string
+	priority                                  tickets.Priority
+	status                                    tickets.Status // "" leaves it New
+	assigned                                  bool           // to the language's agent
+	age                                       time.Duration
+}
+
 // screenshotText is what the pictured tickets say, per language.
 type screenshotText struct {
-	department, name, email, subject, message string
-	agentName, agentAnswer, agentFile         string
-	reply, replyFile                          string
-	badEmail, lookupID                        string
+	department string
+	// The customer's ticket of the portal's pages.
+	conversation
+	badEmail, lookupID string
+
+	// The staff's pages: the agent who works the language's departments,
+	// the tickets of their queue besides the portal's, the one whose page
+	// is pictured, with the internal note the agent adds to it, and a
+	// canned response.
+	agentName, agentEmail     string
+	queue                     []queuedTicket
+	staffTicket               conversation
+	note                      string
+	cannedTitle, cannedAnswer string
 }
 
 var screenshotTexts = map[string]screenshotText{
 	"es": {
-		department: "soporte", name: "Ana García", email: "ana@example.org",
-		subject: "No puedo iniciar sesión en la aplicación",
-		message: "Desde esta mañana, al iniciar sesión aparece «Error 500» y vuelve a la pantalla de acceso.\n" +
-			"Pasa en el móvil y en el ordenador. Adjunto una captura del error.",
-		agentName: "Marta (Soporte Técnico)",
-		agentAnswer: "Hola, Ana:\n\nGracias por la captura. Hemos corregido un fallo en el servidor de acceso; " +
-			"¿puedes intentarlo de nuevo? Te adjunto la guía para borrar la caché del navegador por si acaso.",
-		agentFile: "guia-cache.pdf",
-		reply:     "Ya funciona en el ordenador, pero en el móvil sigue igual. Adjunto el registro de la aplicación.",
-		replyFile: "registro.txt",
-		badEmail:  "ana@", lookupID: "ABC-DEF-GHJL",
+		department: "soporte",
+		conversation: conversation{
+			name: "Ana García", email: "ana@example.org",
+			subject: "No puedo iniciar sesión en la aplicación",
+			message: "Desde esta mañana, al iniciar sesión aparece «Error 500» y vuelve a la pantalla de acceso.\n" +
+				"Pasa en el móvil y en el ordenador. Adjunto una captura del error.",
+			messageFile: "screenshot.png",
+			agentAnswer: "Hola, Ana:\n\nGracias por la captura. Hemos corregido un fallo en el servidor de acceso; " +
+				"¿puedes intentarlo de nuevo? Te adjunto la guía para borrar la caché del navegador por si acaso.",
+			agentFile: "guia-cache.pdf",
+			reply:     "Ya funciona en el ordenador, pero en el móvil sigue igual. Adjunto el registro de la aplicación.",
+			replyFile: "registro.txt",
+		},
+		badEmail: "ana@", lookupID: "ABC-DEF-GHJL",
+		agentName: "Marta Ruiz", agentEmail: "marta@example.org",
+		queue: []queuedTicket{
+			{department: "facturacion", name: "Carlos Méndez", email: "carlos@example.net",
+				subject:  "Cobro duplicado en la factura de noviembre",
+				message:  "Me habéis cobrado dos veces la factura de noviembre. ¿Podéis devolverme uno de los cargos?",
+				priority: tickets.PriorityHigh, age: 30 * time.Hour},
+			{department: "soporte", name: "Lucía Pérez", email: "lucia@example.org",
+				subject:  "¿Cómo cambio la dirección de envío?",
+				message:  "Me he mudado y no encuentro dónde cambiar la dirección de envío de los pedidos.",
+				priority: tickets.PriorityLow, status: tickets.StatusInProgress, assigned: true, age: 3 * time.Hour},
+			{department: "soporte", name: "Jorge Santos", email: "jorge@example.com",
+				subject:  "La aplicación se cierra al adjuntar fotos",
+				message:  "Cada vez que intento adjuntar una foto desde la galería, la aplicación se cierra.",
+				priority: tickets.PriorityCritical, status: tickets.StatusOnHold, assigned: true, age: 26 * time.Hour},
+		},
+		staffTicket: conversation{
+			name: "Isabel Romero", email: "isabel@example.org",
+			subject: "Error al exportar los informes a PDF",
+			message: "Al exportar el informe mensual a PDF la descarga se queda al 90 % y no termina.\n" +
+				"Adjunto una captura de la pantalla.",
+			messageFile: "exportacion.png",
+			agentAnswer: "Hola, Isabel:\n\nLos informes de más de 200 páginas tardan unos minutos en generarse. " +
+				"Te adjunto las instrucciones para exportarlos por meses; ¿nos dices si así funciona?",
+			agentFile: "exportar-por-meses.pdf",
+			reply:     "Por meses sí funciona, pero el informe anual sigue sin descargarse. Adjunto el registro.",
+			replyFile: "exportacion.txt",
+		},
+		note:        "El informe anual pasa del límite de tiempo del generador de PDF. Lo he comentado con Desarrollo.",
+		cannedTitle: "Pedir más detalles",
+		cannedAnswer: "Hola, {{customer_name}}:\n\nPara ayudarte necesitamos algo más de información: " +
+			"¿qué estabas haciendo cuando apareció el problema?",
 	},
 	"en": {
-		department: "support", name: "John Smith", email: "john@example.com",
-		subject: "Invoice for October cannot be downloaded",
-		message: "When I click \"Download\" on the October invoice the page stays blank.\n" +
-			"Other invoices work. I attach a screenshot.",
-		agentName: "Sam (Customer Support)",
-		agentAnswer: "Hello John,\n\nThanks for the screenshot. The October invoice had a broken link, which we " +
-			"have fixed. I attach a copy of the invoice as well.",
-		agentFile: "invoice-2026-10.pdf",
-		reply:     "It downloads now, thank you. One more question: can the invoices go to a second address? Details attached.",
-		replyFile: "addresses.txt",
-		badEmail:  "john@", lookupID: "ABC-DEF-GHJL",
+		department: "support",
+		conversation: conversation{
+			name: "John Smith", email: "john@example.com",
+			subject: "Invoice for October cannot be downloaded",
+			message: "When I click \"Download\" on the October invoice the page stays blank.\n" +
+				"Other invoices work. I attach a screenshot.",
+			messageFile: "screenshot.png",
+			agentAnswer: "Hello John,\n\nThanks for the screenshot. The October invoice had a broken link, which we " +
+				"have fixed. I attach a copy of the invoice as well.",
+			agentFile: "invoice-2026-10.pdf",
+			reply:     "It downloads now, thank you. One more question: can the invoices go to a second address? Details attached.",
+			replyFile: "addresses.txt",
+		},
+		badEmail: "john@", lookupID: "ABC-DEF-GHJL",
+		agentName: "Sam Taylor", agentEmail: "sam@example.com",
+		queue: []queuedTicket{
+			{department: "support", name: "Maria Lopez", email: "maria@example.com",
+				subject:  "Charged twice for the November invoice",
+				message:  "I was charged twice for the November invoice. Could you refund one of the payments?",
+				priority: tickets.PriorityHigh, age: 30 * time.Hour},
+			{department: "support", name: "David Chen", email: "david@example.net",
+				subject:  "How do I change my shipping address?",
+				message:  "I have moved and cannot find where to change the shipping address of my orders.",
+				priority: tickets.PriorityLow, status: tickets.StatusInProgress, assigned: true, age: 3 * time.Hour},
+			{department: "support", name: "Emma Wilson", email: "emma@example.org",
+				subject:  "The app closes when I attach photos",
+				message:  "Every time I try to attach a photo from the gallery, the app closes.",
+				priority: tickets.PriorityCritical, status: tickets.StatusOnHold, assigned: true, age: 26 * time.Hour},
+		},
+		staffTicket: conversation{
+			name: "Olivia Brown", email: "olivia@example.com",
+			subject: "Exporting reports to PDF fails",
+			message: "When I export the monthly report to PDF, the download stops at 90% and never finishes.\n" +
+				"I attach a screenshot.",
+			messageFile: "export.png",
+			agentAnswer: "Hello Olivia,\n\nReports of more than 200 pages take a few minutes to build. " +
+				"I attach the steps to export them month by month; could you tell us whether that works?",
+			agentFile: "export-by-month.pdf",
+			reply:     "Month by month works, but the yearly report still does not download. I attach the log.",
+			replyFile: "export.txt",
+		},
+		note:        "The yearly report runs past the PDF builder's time limit. I have raised it with Development.",
+		cannedTitle: "Ask for details",
+		cannedAnswer: "Hello {{customer_name}},\n\nTo help you we need a little more information: " +
+			"what were you doing when the problem appeared?",
 	},
 }
 
+// The admin whose page is pictured, and every pictured account's
+// password.
+const (
+	screenshotAdminName  = "Elena Ortega"
+	screenshotAdminEmail = "elena@example.org"
+	screenshotPassword   = "a long enough password"
+)
+
 // TestScreenshots pictures every page of the portal in Spanish and
-// English, and two at phone width, for the README:
+// English, and two at phone width, and the staff's login, queue, ticket
+// and admin pages in both, for the README:
 //
 //	HELPDESK_SCREENSHOTS=docs/screenshots go test ./cmd/helpdesk -run '^TestScreenshots$'
 //
@@ -93,23 +198,32 @@ func TestScreenshots(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if _, err := app.store.AddAgent(ctx, "cli:elena", tickets.NewAgent{Email: screenshotAdminEmail, Name: screenshotAdminName,
+		Role: tickets.RoleAdmin, Password: screenshotPassword}); err != nil {
+		t.Fatal(err)
+	}
+	agents := map[string]tickets.Agent{}
+	for lang, depts := range map[string][]string{"es": {"soporte", "facturacion"}, "en": {"support"}} {
+		text := screenshotTexts[lang]
+		a, err := app.store.AddAgent(ctx, "cli:elena", tickets.NewAgent{Email: text.agentEmail, Name: text.agentName,
+			Role: tickets.RoleAgent, Password: screenshotPassword, DepartmentSlugs: depts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents[lang] = a
+	}
 	base := "http://" + app.HTTPAddr()
 	for _, lang := range []string{"es", "en"} {
-		screenshotLanguage(browsers[lang], t, app, base, dir, lang)
+		screenshotLanguage(browsers[lang], t, app, agents[lang], base, dir, lang)
+		screenshotStaff(browsers[lang], t, app, agents[lang], base, dir, lang)
 	}
 }
 
 // screenshotLanguage takes one language's screenshots in tab, a browser
 // speaking that language.
-func screenshotLanguage(tab context.Context, t *testing.T, app *App, base, dir, lang string) {
+func screenshotLanguage(tab context.Context, t *testing.T, app *App, agent tickets.Agent, base, dir, lang string) {
 	text := screenshotTexts[lang]
-	shot := func(name string) {
-		t.Helper()
-		png := read(tab, t, "screenshot "+name, chromedp.FullScreenshot(100))
-		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shot := func(name string) { screenshot(tab, t, dir, name) }
 	desktop := chromedp.EmulateViewport(desktopWidth, desktopHeight)
 	phone := chromedp.EmulateViewport(phoneWidth, phoneHeight, chromedp.EmulateMobile)
 
@@ -168,7 +282,11 @@ func screenshotLanguage(tab context.Context, t *testing.T, app *App, base, dir, 
 	)
 	shot(lang + "-forgot-sent")
 
-	token := answeredTicket(t, app, text)
+	sub := conversationTicket(t, app, agent, text.department, text.conversation)
+	token, err := app.store.IssueToken(context.Background(), sub.TicketID, tickets.ScopeTicket)
+	if err != nil {
+		t.Fatal(err)
+	}
 	do(tab, t, "ticket with a thread", chromedp.Navigate(base+"/t/"+token), chromedp.WaitVisible(chromedp.ID("tracking-id")))
 	if page := ticketPageState(tab, t); len(page.Thread) != 3 || len(page.Attachments) != 3 {
 		t.Fatalf("ticket page pictured: %+v; want three messages with a file each", page)
@@ -189,74 +307,155 @@ func screenshotLanguage(tab context.Context, t *testing.T, app *App, base, dir, 
 	}
 }
 
-// answeredTicket makes a ticket with a thread of the customer's message,
-// an agent's answer and the customer's reply, each with a file, and
-// returns a link token for it. The store has no method for an agent's
-// answer: it is written here in SQL, as the store writes a customer's.
-func answeredTicket(t *testing.T, app *App, text screenshotText) string {
+// screenshot writes a picture of the whole page in tab as dir/name.png.
+func screenshot(tab context.Context, t *testing.T, dir, name string) {
+	t.Helper()
+	png := read(tab, t, "screenshot "+name, chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// screenshotStaff takes one language's screenshots of the staff's pages in
+// tab: the login page, the agent's queue, a ticket with an answer and an
+// internal note the agent adds there, and, logged in as the admin, the
+// admins' page.
+func screenshotStaff(tab context.Context, t *testing.T, app *App, agent tickets.Agent, base, dir, lang string) {
+	text := screenshotTexts[lang]
+	ctx := context.Background()
+	store := app.store
+	shot := func(name string) { screenshot(tab, t, dir, lang+"-staff-"+name) }
+
+	for _, q := range text.queue {
+		in := tickets.WebTicket{Department: q.department, Name: q.name, Email: q.email, Subject: q.subject, Message: q.message,
+			Priority: q.priority}
+		var c tickets.TicketChange
+		if q.priority == tickets.PriorityCritical { // the staff's alone to set
+			in.Priority, c.Priority = tickets.PriorityHigh, &q.priority
+		}
+		sub, err := store.SubmitTicket(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.status != "" {
+			c.Status = &q.status
+		}
+		if q.assigned {
+			c.AssigneeID = &agent.ID
+		}
+		if c != (tickets.TicketChange{}) {
+			if err := store.UpdateTicket(ctx, agent, sub.TicketID, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		backdate(t, sub.TicketID, q.age)
+	}
+	pictured := conversationTicket(t, app, agent, text.department, text.staffTicket)
+
+	do(tab, t, "staff login page", chromedp.EmulateViewport(desktopWidth, desktopHeight),
+		chromedp.Navigate(base+"/staff/login"), chromedp.WaitVisible(chromedp.ID("login")))
+	shot("login")
+
+	staffLogin(tab, t, base, agent.Email, screenshotPassword)
+	// The queue holds the portal's new ticket, the one pictured and the
+	// others of the language (the portal's answered ticket is resolved).
+	if rows := read(tab, t, "count the queue", chromedp.Evaluate[int](`document.querySelectorAll("#queue tbody tr").length`)); rows != len(text.queue)+2 {
+		t.Fatalf("queue pictured: %d tickets, want %d", rows, len(text.queue)+2)
+	}
+	shot("queue")
+
+	do(tab, t, "staff ticket page",
+		chromedp.Navigate(base+"/staff/tickets/"+pictured.TrackingID),
+		chromedp.WaitVisible(chromedp.ID("answer")),
+	)
+	dept, err := store.DepartmentBySlug(ctx, text.department)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.SaveCanned(ctx, agent.Actor(), tickets.Canned{DepartmentID: dept.ID,
+		Title: text.cannedTitle, Body: text.cannedAnswer}); err != nil {
+		t.Fatal(err)
+	}
+	do(tab, t, "staff ticket page with a canned response",
+		chromedp.Navigate(base+"/staff/tickets/"+pictured.TrackingID),
+		chromedp.WaitVisible(chromedp.ID("answer")),
+	)
+	staffAnswer(tab, t, text.note, nil, true)
+	// Once more, without the notice of the note just added.
+	do(tab, t, "staff ticket page with the note",
+		chromedp.Navigate(base+"/staff/tickets/"+pictured.TrackingID),
+		chromedp.WaitVisible(chromedp.CSS("ol.thread article.internal")),
+	)
+	if page := ticketPageState(tab, t); len(page.Thread) != 4 || len(page.Attachments) != 3 {
+		t.Fatalf("staff's ticket page pictured: %+v; want three messages with a file each and a note", page)
+	}
+	shot("ticket")
+
+	do(tab, t, "log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("notice")))
+	staffLogin(tab, t, base, screenshotAdminEmail, screenshotPassword)
+	do(tab, t, "admin page", chromedp.Click(chromedp.ID("nav-admin")), chromedp.WaitVisible(chromedp.ID("jobs")))
+	shot("admin")
+	do(tab, t, "log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("notice")))
+}
+
+// conversationTicket makes a ticket of the department with c's thread,
+// the agent answering a day after the customer wrote, and the customer
+// replying two hours later, now.
+func conversationTicket(t *testing.T, app *App, agent tickets.Agent, department string, c conversation) tickets.Submitted {
 	t.Helper()
 	ctx := context.Background()
 	store := app.store
 	sub, err := store.SubmitTicket(ctx, tickets.WebTicket{
-		Department: text.department, Name: text.name, Email: text.email, Subject: text.subject, Message: text.message,
-		Attachments: []tickets.InboundAttachment{{Filename: "screenshot.png", ContentType: "image/png", Content: tickets.BytesContent(pngBytes)}},
+		Department: department, Name: c.name, Email: c.email, Subject: c.subject, Message: c.message,
+		Attachments: []tickets.InboundAttachment{sampleFile(c.messageFile)},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	agentFile := pdfBytes
-	sum := sha256.Sum256(agentFile)
-	tx, err := db.Pool(t).Begin(ctx)
+	backdate(t, sub.TicketID, 22*time.Hour)
+	if _, err := store.AnswerTicket(ctx, agent, sub.TicketID, tickets.Answer{Text: c.agentAnswer,
+		Attachments: []tickets.InboundAttachment{sampleFile(c.agentFile)}}); err != nil {
+		t.Fatal(err)
+	}
+	backdate(t, sub.TicketID, 2*time.Hour)
+	err = store.ReplyByCustomer(ctx, sub.TicketID, tickets.CustomerReply{Message: c.reply,
+		Attachments: []tickets.InboundAttachment{sampleFile(c.replyFile)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // committed below
-	_, err = tx.Exec(ctx, `
-		WITH b AS (
-			INSERT INTO blobs (sha256, size) VALUES ($3, $4) ON CONFLICT (sha256) DO NOTHING RETURNING sha256
-		), c AS (
-			INSERT INTO blob_chunks (sha256, seq, data) SELECT sha256, 0, $5 FROM b
+	return sub
+}
+
+// sampleFile is a file of the pictured threads: a picture, a PDF or a
+// log, by its name's extension.
+func sampleFile(name string) tickets.InboundAttachment {
+	switch filepath.Ext(name) {
+	case ".png":
+		return tickets.InboundAttachment{Filename: name, ContentType: "image/png", Content: tickets.BytesContent(pngBytes)}
+	case ".pdf":
+		return tickets.InboundAttachment{Filename: name, ContentType: "application/pdf", Content: tickets.BytesContent(pdfBytes)}
+	}
+	return tickets.InboundAttachment{Filename: name, ContentType: "text/plain",
+		Content: tickets.BytesContent([]byte(strings.Repeat("12:00:01 request failed: status 500\n", 40)))}
+}
+
+// backdate moves everything the ticket has so far age into the past, as
+// if it had happened then.
+func backdate(t *testing.T, ticketID int64, age time.Duration) {
+	t.Helper()
+	_, err := db.Pool(t).Exec(context.Background(), `
+		WITH tk AS (
+			UPDATE tickets SET created_at = created_at - $2 * interval '1 second',
+			                   updated_at = updated_at - $2 * interval '1 second'
+			WHERE id = $1
 		), m AS (
-			INSERT INTO messages (ticket_id, author_kind, author_name, body_text, created_at)
-			VALUES ($1, 'agent', $2, $6, now() - interval '2 hours')
-			RETURNING id, ticket_id
-		), a AS (
-			INSERT INTO attachments (message_id, ticket_id, filename, content_type, size, sha256)
-			SELECT id, ticket_id, $7, 'application/pdf', $4, $3 FROM m
-		), h AS (
-			INSERT INTO ticket_history (ticket_id, actor, action, old_value, new_value)
-			SELECT ticket_id, 'agent:1', 'message', '', id::text FROM m
-			UNION ALL
-			SELECT ticket_id, 'agent:1', 'status', 'new', 'replied' FROM m
+			UPDATE messages SET created_at = created_at - $2 * interval '1 second' WHERE ticket_id = $1
 		)
-		UPDATE tickets SET status = 'replied' WHERE id = $1`,
-		sub.TicketID, text.agentName, sum[:], len(agentFile), agentFile, text.agentAnswer, text.agentFile)
+		UPDATE ticket_history SET at = at - $2 * interval '1 second' WHERE ticket_id = $1`,
+		ticketID, age.Seconds())
 	if err != nil {
-		t.Fatalf("write the agent's answer: %v", err)
+		t.Fatalf("backdate ticket %d: %v", ticketID, err)
 	}
-	// The customer wrote a day before the answer.
-	if _, err := tx.Exec(ctx, `
-		UPDATE messages SET created_at = now() - interval '1 day'
-		WHERE ticket_id = $1 AND author_kind = 'customer'`, sub.TicketID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE tickets SET created_at = now() - interval '1 day' WHERE id = $1`, sub.TicketID); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	err = store.ReplyByCustomer(ctx, sub.TicketID, tickets.CustomerReply{Message: text.reply,
-		Attachments: []tickets.InboundAttachment{{Filename: text.replyFile, ContentType: "text/plain",
-			Content: tickets.BytesContent([]byte(strings.Repeat("12:00:01 login failed: status 500\n", 40)))}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := store.IssueToken(ctx, sub.TicketID, tickets.ScopeTicket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return token
 }
 
 // moduleRoot is the directory of the module's go.mod, from the package's

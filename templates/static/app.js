@@ -60,8 +60,11 @@
       event.preventDefault();
       var button = form.querySelector("button[type=submit], button:not([type])");
       var bar = form.querySelector("progress");
+      // The attribute, not form.action: a control named "action" (the
+      // staff answer form's canned-response button) hides that property.
+      var action = new URL(form.getAttribute("action") || location.href, location.href).href;
       var xhr = new XMLHttpRequest();
-      xhr.open("POST", form.action);
+      xhr.open("POST", action);
       xhr.upload.addEventListener("progress", function (e) {
         if (bar && e.lengthComputable) {
           bar.hidden = false;
@@ -72,7 +75,7 @@
       xhr.addEventListener("load", function () {
         // A redirect means the form was taken: go where it leads. Anything
         // else is a page about the form (its errors): show it.
-        if (xhr.responseURL && xhr.responseURL.split("#")[0] !== form.action) {
+        if (xhr.responseURL && xhr.responseURL.split("#")[0] !== action) {
           window.location.assign(xhr.responseURL);
           return;
         }

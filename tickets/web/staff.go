@@ -181,7 +181,7 @@ func (s *Server) staffLoginPage(w http.ResponseWriter, r *http.Request) {
 // page they are sent to is told.
 func staffNotice(key string) string {
 	switch key {
-	case "logged_out", "answered", "noted", "updated",
+	case "logged_out", "answered", "noted", "updated", "unchanged",
 		"department_added", "department_updated", "mailbox_enabled", "mailbox_disabled",
 		"agent_added", "agent_updated", "password_reset", "canned_saved", "canned_deleted":
 		return "staff.notice." + key
