@@ -322,3 +322,75 @@ func TestDovecotPolledMailboxesAreSpreadOverTheInterval(t *testing.T) {
 		t.Errorf("offsets %v, want those of the mailboxes' IDs %v", got, want)
 	}
 }
+
+// sessionsOpen is how many sessions the user has open now.
+func (sc *sessionCounter) sessionsOpen(user string) int {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.open[user]
+}
+
+// A poller let go of in the middle of a backlog finishes the batch at
+// hand (flagged, progress recorded) and logs out; the next one takes the
+// rest, and no mail is fetched twice.
+func TestLeavingPollerFinishesItsBatch(t *testing.T) {
+	const backlog = 300
+	srv := startCountingIMAP(t, 1, "s3cret")
+	site := newSharedSite(t, srv.addr, 1, "s3cret", 0)
+	ctx := context.Background()
+	for i := range backlog {
+		if _, err := srv.users[mailboxUser(0)].Append("INBOX", literal(numbered(i)), &imap.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := NewPollers(PollerOptions{Store: site.store, Receiver: site.rcv, Holder: "one", Refresh: 50 * time.Millisecond,
+		Batch: 1, Workers: 1})
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(pctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	count := func(query string) int {
+		var got int
+		if err := db.Pool(t).QueryRow(ctx, query).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	eventually(t, "the backlog under way", func() (bool, string) {
+		n := count(`SELECT count(*) FROM tickets`)
+		return n >= 3, fmt.Sprintf("%d tickets", n)
+	})
+	// Disabling lets the mailbox go, as a handover does.
+	if err := site.store.SetMailboxEnabled(ctx, mailboxUser(0), false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the poller logs out", func() (bool, string) {
+		n := srv.sessionsOpen(mailboxUser(0))
+		return n == 0, fmt.Sprintf("%d sessions open", n)
+	})
+	taken := count(`SELECT count(*) FROM tickets`)
+	if taken >= backlog {
+		t.Fatalf("the backlog was done before the poller was let go (%d tickets); the test proves nothing", taken)
+	}
+	mb, err := site.store.MailboxOf(ctx, mailboxUser(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(mb.LastUID) != taken || int(mb.Ingested) != taken {
+		t.Errorf("%d mails taken, progress recorded up to UID %d with %d ingested", taken, mb.LastUID, mb.Ingested)
+	}
+
+	if err := site.store.SetMailboxEnabled(ctx, mailboxUser(0), true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rest taken", func() (bool, string) {
+		n := count(`SELECT count(*) FROM inbound`)
+		return n >= backlog, fmt.Sprintf("%d logged", n)
+	})
+	if got := count(`SELECT count(*) FROM inbound WHERE disposition = 'duplicate'`); got != 0 {
+		t.Errorf("%d mails fetched twice", got)
+	}
+	if got := count(`SELECT count(*) FROM tickets`); got != backlog {
+		t.Errorf("%d tickets, want %d", got, backlog)
+	}
+}

@@ -256,9 +256,11 @@ func (p *Pollers) refresh(ctx context.Context, locks *tickets.MailboxLocks, self
 		}
 	}
 	plan := planShare(view)
+	if len(plan.release) > 0 {
+		p.log.Info("letting mailboxes go to other instances", "mailboxes", plan.release, "instances", len(view.instances))
+	}
 	for _, id := range plan.release {
-		if r, ok := running[id]; ok {
-			p.log.Info("letting the mailbox go to another instance", "mailbox", id)
+		if r := running[id]; r != nil {
 			p.leave(r)
 		}
 	}
