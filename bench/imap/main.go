@@ -135,7 +135,11 @@ func run(ctx context.Context, latencyMails, backlogMails int, results string) er
 	}
 	p50, p99 := benchkit.Percentile(lat, 50), benchkit.Percentile(lat, 99)
 	fmt.Fprintf(os.Stderr, "ceiling: %d mails appended to a bare go-imap client's IDLE\n", latencyMails)
-	bareLat, err := bareIdle(ctx, srv, latencyMails)
+	idleMails := make([][]byte, latencyMails)
+	for i := range idleMails {
+		idleMails[i] = mail(fmt.Sprintf("idle-%d", i), 2048)
+	}
+	bareLat, err := benchkit.IdleLatency(ctx, srv, user, password, "Idle", idleMails)
 	if err != nil {
 		return err
 	}
@@ -272,7 +276,7 @@ func (g *gateway) latency(ctx context.Context, srv *dovecot.Server, n int) ([]ti
 		}
 		raw := mail(fmt.Sprintf("latency-%d", i), 2048)
 		start := time.Now()
-		if err := appendMail(c, "INBOX", raw); err != nil {
+		if err := benchkit.AppendMail(c, "INBOX", raw); err != nil {
 			return nil, err
 		}
 		for {
@@ -343,60 +347,6 @@ func (g *gateway) drain(ctx context.Context, n int) (time.Duration, error) {
 	}
 }
 
-// bareIdle appends n mails one by one to a folder a bare go-imap client
-// idles on, and times each until the server's EXISTS reaches the client.
-func bareIdle(ctx context.Context, srv *dovecot.Server, n int) ([]time.Duration, error) {
-	if err := srv.CreateMailbox(ctx, user, "Idle"); err != nil {
-		return nil, err
-	}
-	exists := make(chan uint32, 16)
-	opts := &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
-		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
-			if d.NumMessages != nil {
-				exists <- *d.NumMessages
-			}
-		},
-	}}
-	c, err := imapclient.DialInsecure(srv.Addr(), opts)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	if err := c.Login(user, password).Wait(); err != nil {
-		return nil, err
-	}
-	if _, err := c.Select("Idle", nil).Wait(); err != nil {
-		return nil, err
-	}
-	idle, err := c.Idle()
-	if err != nil {
-		return nil, err
-	}
-	defer idle.Close()
-	appender, err := srv.Login(ctx, user)
-	if err != nil {
-		return nil, err
-	}
-	defer appender.Close()
-	var lat []time.Duration
-	for i := range n {
-		raw := mail(fmt.Sprintf("idle-%d", i), 2048)
-		start := time.Now()
-		if err := appendMail(appender, "Idle", raw); err != nil {
-			return nil, err
-		}
-		for got := uint32(0); got < uint32(i+1); {
-			select {
-			case got = <-exists:
-			case <-time.After(time.Minute):
-				return nil, fmt.Errorf("no EXISTS for mail %d after a minute", i)
-			}
-		}
-		lat = append(lat, time.Since(start))
-	}
-	return lat, nil
-}
-
 // bareFetch reads every body of the folder with go-imap alone (bodies
 // when withBodies, else only UIDs) and returns how long it took.
 func bareFetch(ctx context.Context, srv *dovecot.Server, folder string, withBodies bool) (time.Duration, error) {
@@ -435,20 +385,6 @@ func bareFetch(ctx context.Context, srv *dovecot.Server, folder string, withBodi
 		return 0, err
 	}
 	return time.Since(start), nil
-}
-
-// appendMail stores raw in folder and waits for the server's answer.
-func appendMail(c *imapclient.Client, folder string, raw []byte) error {
-	cmd := c.Append(folder, int64(len(raw)), nil)
-	if _, err := cmd.Write(raw); err != nil {
-		cmd.Close()
-		return err
-	}
-	if err := cmd.Close(); err != nil {
-		return err
-	}
-	_, err := cmd.Wait()
-	return err
 }
 
 // mail is a customer's mail of about size bytes.

@@ -2,11 +2,12 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/helpdeskgw/helpdesk/bench/internal/benchkit"
 )
 
 // sentences are what the text bodies are made of: customers write in
@@ -113,38 +114,7 @@ func attachmentMail(rng *rand.Rand, i, size int, nonce, kind string, date time.T
 	fmt.Fprintf(&b, "--%s\r\nContent-Type: application/pdf; name=\"factura-%05d.pdf\"\r\n"+
 		"Content-Disposition: attachment; filename=\"factura-%05d.pdf\"\r\n"+
 		"Content-Transfer-Encoding: base64\r\n\r\n", boundary, i, i)
-	writeBase64(&b, pdfLike(rng, size))
+	benchkit.WriteBase64(&b, benchkit.PDFLike(rng, size))
 	fmt.Fprintf(&b, "--%s--\r\n", boundary)
 	return message{from: from, data: b.Bytes()}
-}
-
-// pdfLike returns size bytes that start and end like a PDF and are random
-// (incompressible, and unique per mail) in between.
-func pdfLike(rng *rand.Rand, size int) []byte {
-	const head, tail = "%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "\n%%EOF\n"
-	p := make([]byte, size)
-	for i := 0; i+8 <= len(p); i += 8 {
-		v := rng.Uint64()
-		for j := range 8 {
-			p[i+j] = byte(v >> (8 * j))
-		}
-	}
-	if size >= len(head)+len(tail) {
-		copy(p, head)
-		copy(p[size-len(tail):], tail)
-	}
-	return p
-}
-
-// writeBase64 writes p in base64, in lines of 76 characters.
-func writeBase64(b *bytes.Buffer, p []byte) {
-	const perLine = 57 // bytes per 76-character line
-	line := make([]byte, base64.StdEncoding.EncodedLen(perLine))
-	for len(p) > 0 {
-		n := min(perLine, len(p))
-		base64.StdEncoding.Encode(line, p[:n])
-		b.Write(line[:base64.StdEncoding.EncodedLen(n)])
-		b.WriteString("\r\n")
-		p = p[n:]
-	}
 }

@@ -10,7 +10,7 @@
 //   - a bare loop of one-row INSERT transactions on the same PostgreSQL.
 //
 // It also measures the gateway's peak RSS while it ingests one mail with a
-// 25 MB attachment. It prints a table and writes it to bench/RESULTS.md.
+// 25 MB attachment. It prints a table and writes it to bench/RESULTS-ingest.md.
 //
 //	go run ./bench/ingest [-mails 5000] [-big 200] [-conns 20] [-keep] [-waits] [-statements]
 //
@@ -47,7 +47,7 @@ func main() {
 	flag.BoolVar(&o.waits, "waits", false, "sample PostgreSQL's wait events during the 4 KB run and report them")
 	flag.BoolVar(&o.stmts, "statements", false, "load pg_stat_statements (it costs a little) and report the statements of the 4 KB run")
 	flag.StringVar(&o.outbox, "outbox", "", "spool the acknowledgements to this directory (file://) instead of sending them to a no-op SMTP relay")
-	flag.StringVar(&o.results, "results", "bench/RESULTS.md", "where to write the Markdown table, relative to the module root; empty: nowhere")
+	flag.StringVar(&o.results, "results", "bench/RESULTS-ingest.md", "where to write the Markdown table, relative to the module root; empty: nowhere")
 	flag.Parse()
 	if o.mails < 1 || o.big < 0 || o.conns < 1 {
 		fmt.Fprintln(os.Stderr, "ingest: -mails and -conns must be positive, -big not negative")

@@ -212,7 +212,7 @@ func (r *results) print(w io.Writer) {
 	}
 }
 
-// markdown writes the report for bench/RESULTS.md.
+// markdown writes the report for bench/RESULTS-ingest.md.
 func (r *results) markdown(w io.Writer) {
 	fmt.Fprintf(w, "# Ingest benchmark\n\n")
 	fmt.Fprintf(w, "Measured %s with `%s` (`make bench` runs it with the defaults).\n\n",

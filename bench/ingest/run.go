@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/helpdeskgw/helpdesk/bench/internal/benchkit"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/helpdeskgw/helpdesk/bench/internal/benchkit"
 )
 
 // Sizes of the attachments.
@@ -98,18 +99,18 @@ func run(ctx context.Context, o options) error {
 
 // ceilings measures the no-op SMTP server and the bare INSERT loop.
 func (b *bench) ceilings(ctx context.Context, small, big []message) error {
-	srv, err := startNoop()
+	srv, err := benchkit.StartNoopSMTP(hugeLimit)
 	if err != nil {
 		return err
 	}
 	probe := cpuProbe{}
 	progress("no-op SMTP server: %d mails of 4 KB over %d connections", len(small), b.opts.conns)
-	b.res.noopSmall, err = sendAll(ctx, srv.addr(), b.opts.conns, small, probe)
+	b.res.noopSmall, err = sendAll(ctx, srv.Addr(), b.opts.conns, small, probe)
 	if err == nil && len(big) > 0 {
 		progress("no-op SMTP server: %d mails with a 1 MB attachment", len(big))
-		b.res.noopBig, err = sendAll(ctx, srv.addr(), b.opts.conns, big, probe)
+		b.res.noopBig, err = sendAll(ctx, srv.Addr(), b.opts.conns, big, probe)
 	}
-	if err := errors.Join(err, srv.close()); err != nil {
+	if err := errors.Join(err, srv.Close()); err != nil {
 		return err
 	}
 	progress("bare INSERT loop: %d one-row transactions over %d connections", b.opts.mails, b.opts.conns)
@@ -217,12 +218,12 @@ func (b *bench) startRelay() (stop func() error, err error) {
 		b.mailOut = "file://" + b.opts.outbox
 		return func() error { return nil }, nil
 	}
-	relay, err := startNoop()
+	relay, err := benchkit.StartNoopSMTP(hugeLimit)
 	if err != nil {
 		return nil, err
 	}
-	b.mailOut = "smtp://" + relay.addr()
-	return relay.close, nil
+	b.mailOut = "smtp://" + relay.Addr()
+	return relay.Close, nil
 }
 
 // peakRSS starts a fresh gateway, sends it one mail with a 25 MB attachment

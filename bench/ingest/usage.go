@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/helpdeskgw/helpdesk/bench/internal/benchkit"
@@ -27,17 +26,14 @@ type cpuSnapshot struct {
 
 func (p cpuProbe) snapshot() cpuSnapshot {
 	var s cpuSnapshot
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	s.self = benchkit.SelfCPU()
 	if p.gatewayPID != 0 {
 		s.gateway, _, _ = benchkit.ProcessCPU(p.gatewayPID, false)
 	}
 	if p.postmasterPID != 0 {
 		s.postgres = benchkit.TreeCPU(p.postmasterPID)
 	}
-	s.busy, s.iowait, s.all = machineCPU()
+	s.busy, s.iowait, s.all = benchkit.MachineCPU()
 	return s
 }
 
@@ -59,30 +55,6 @@ func (s cpuSnapshot) sub(before cpuSnapshot) cpuUsage {
 		u.iowait = float64(s.iowait-before.iowait) / float64(all)
 	}
 	return u
-}
-
-// machineCPU returns busy, iowait and total time of all cores from
-// /proc/stat.
-func machineCPU() (busy, iowait, all time.Duration) {
-	f, err := os.Open("/proc/stat")
-	if err != nil {
-		return 0, 0, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	if !sc.Scan() {
-		return 0, 0, 0
-	}
-	fields := strings.Fields(sc.Text()) // cpu user nice system idle iowait irq softirq steal ...
-	var v [8]int64
-	for i := range v {
-		if i+1 < len(fields) {
-			v[i], _ = strconv.ParseInt(fields[i+1], 10, 64)
-		}
-	}
-	user, nice, system, idle, io, irq, softirq, steal := v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]
-	b := user + nice + system + irq + softirq + steal
-	return time.Duration(b) * benchkit.ClockTick, time.Duration(io) * benchkit.ClockTick, time.Duration(b+idle+io) * benchkit.ClockTick
 }
 
 // memory is a process's resident set, now and at its peak, from

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"syscall"
 	"time"
 
 	"github.com/helpdeskgw/helpdesk/bench/internal/benchkit"
@@ -18,10 +17,7 @@ type cpuTimes struct{ self, gateway, postgres time.Duration }
 
 func (p cpuProbe) snapshot() cpuTimes {
 	var s cpuTimes
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	s.self = benchkit.SelfCPU()
 	s.gateway, _, _ = benchkit.ProcessCPU(p.gatewayPID, false)
 	s.postgres = benchkit.TreeCPU(p.postmasterPID)
 	return s

@@ -116,6 +116,16 @@ func Ratio(a, b float64) string {
 // Row is one line of a results table.
 type Row struct{ Figure, Value, Ceiling, Ratio string }
 
+// Table renders rows as a Markdown table: figure, value, ceiling, ratio.
+func Table(rows []Row) string {
+	var b strings.Builder
+	b.WriteString("| figure | value | ceiling | ratio |\n|---|---|---|---|\n")
+	for _, row := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.Figure, row.Value, row.Ceiling, row.Ratio)
+	}
+	return b.String()
+}
+
 // Report is a results file: a title, what was measured and how, the
 // machine, the table, and whether each aim was met.
 type Report struct {
@@ -131,10 +141,7 @@ func (r Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\nMeasured %s with `%s`.\n\n%s\n\n- %s\n\n", r.Title, time.Now().UTC().Format("2006-01-02 15:04 UTC"),
 		r.Command, r.Method, Machine())
-	b.WriteString("| figure | value | ceiling | ratio |\n|---|---|---|---|\n")
-	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.Figure, row.Value, row.Ceiling, row.Ratio)
-	}
+	b.WriteString(Table(r.Rows))
 	if len(r.Aims) > 0 {
 		b.WriteString("\n")
 		for _, a := range r.Aims {

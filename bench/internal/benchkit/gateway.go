@@ -25,43 +25,85 @@ func BuildGateway(ctx context.Context, root, dir string) (string, error) {
 	return bin, nil
 }
 
-// Gateway is a running `helpdesk serve`, a process of its own.
+// Gateway is a running `helpdesk serve`, a process of its own. Its methods
+// are called from one goroutine at a time.
 type Gateway struct {
-	cmd      *exec.Cmd
 	HTTPAddr string
+	bin      string
+	args     []string
+	env      []string
 	logPath  string
-	exited   chan struct{}
-	waitErr  error
+
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
 }
 
-// StartGateway runs the binary with args and the given HELPDESK_*
-// variables (none other is passed on), its output going to logPath, and
-// waits until /readyz at httpAddr answers.
+// StartGateway runs the binary with args and the given environment
+// variables (HELPDESK_* from this process's environment are not passed on;
+// a variable named in env replaces the inherited one), its output going to
+// logPath, and waits until /readyz at httpAddr answers.
 func StartGateway(ctx context.Context, bin, httpAddr, logPath string, env []string, args ...string) (*Gateway, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	g := &Gateway{HTTPAddr: httpAddr, bin: bin, args: args, env: env, logPath: logPath}
+	if err := g.start(ctx); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *Gateway) start(ctx context.Context) error {
+	logFile, err := os.OpenFile(g.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("gateway log: %w", err)
+		return fmt.Errorf("gateway log: %w", err)
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(environWithout("HELPDESK_"), env...)
+	cmd := exec.Command(g.bin, g.args...)
+	cmd.Env = append(environWithout("HELPDESK_"), g.env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: a Ctrl-C reaches the benchmark, which stops
 	// the gateway before the database.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start gateway: %w", err)
+		return fmt.Errorf("start gateway: %w", err)
 	}
-	g := &Gateway{cmd: cmd, HTTPAddr: httpAddr, logPath: logPath, exited: make(chan struct{})}
+	exited := make(chan struct{})
+	g.cmd, g.exited, g.waitErr = cmd, exited, nil
 	go func() {
 		g.waitErr = cmd.Wait()
-		close(g.exited)
+		close(exited)
 	}()
 	if err := g.waitReady(ctx, time.Minute); err != nil {
 		g.Stop() //nolint:errcheck // the readiness error says more
-		return nil, err
+		return err
 	}
-	return g, nil
+	return nil
+}
+
+// Kill ends the gateway with SIGKILL, as a crash or the OOM killer would:
+// no shutdown, connections dropped mid-command. It returns once the process
+// has exited.
+func (g *Gateway) Kill() error {
+	select {
+	case <-g.exited:
+		return errors.New("kill gateway: it is not running")
+	default:
+	}
+	if err := g.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("kill gateway: %w", err)
+	}
+	<-g.exited
+	return nil
+}
+
+// Restart starts the gateway again after Kill or Stop: the same binary,
+// arguments, environment, addresses and log, and waits until it is ready.
+func (g *Gateway) Restart(ctx context.Context) error {
+	select {
+	case <-g.exited:
+	default:
+		return errors.New("restart gateway: it is still running")
+	}
+	return g.start(ctx)
 }
 
 // RunCommand runs the binary once (migrate, say) with the given HELPDESK_*
