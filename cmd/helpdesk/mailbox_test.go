@@ -60,19 +60,12 @@ func TestMailboxCommandsEndToEnd(t *testing.T) {
 	// waitList waits for `mailbox list` to match the pattern.
 	waitList := func(pattern string) string {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
+		return waitForMatch(t, "mailbox list", pattern, func() string {
 			if err := mailbox("list"); err != nil {
 				t.Fatal(err)
 			}
-			if regexp.MustCompile(pattern).MatchString(out.String()) {
-				return out.String()
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("mailbox list never matched %q:\n%s", pattern, out.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return out.String()
+		})
 	}
 	list := waitList("idling")
 	if strings.Contains(list, password) {
@@ -124,6 +117,22 @@ func TestMailboxCommandsEndToEnd(t *testing.T) {
 		b, _ := os.ReadFile(f)
 		if bytes.Contains(b, []byte(password)) {
 			t.Errorf("%s contains the password", f)
+		}
+	}
+}
+
+// waitForMatch runs read until what it returns matches pattern, for 20 s
+// at most, and returns that.
+func waitForMatch(t *testing.T, what, pattern string, read func() string) string {
+	t.Helper()
+	re := regexp.MustCompile(pattern)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		got := read()
+		if re.MatchString(got) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never matched %q:\n%s", what, pattern, got)
 		}
 	}
 }

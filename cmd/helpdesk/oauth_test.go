@@ -130,19 +130,12 @@ func TestMailboxOAuth2EndToEnd(t *testing.T) {
 	}
 	waitList := func(pattern string) string {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
+		return waitForMatch(t, "mailbox list", pattern, func() string {
 			if err := mailbox("list"); err != nil {
 				t.Fatal(err)
 			}
-			if regexp.MustCompile(pattern).MatchString(out.String()) {
-				return out.String()
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("mailbox list never matched %q:\n%s", pattern, out.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return out.String()
+		})
 	}
 
 	if err := mailbox("add", "--department", "soporte", "--url", "imap://support@"+srv.Addr()+"/INBOX", "--move-to", "Procesados",
