@@ -3,7 +3,6 @@ package mailout
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	netmail "net/mail"
@@ -490,18 +489,7 @@ func TestComposeRefusesAnswersAndNoticesItCannotWrite(t *testing.T) {
 			m.Recipient = "luis@example.com\r\nBcc: victim@example.org"
 		}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			m := answerMail(c.kind)
-			if _, _, err := w.compose(m, m.Token); err != nil {
-				t.Fatalf("the mail before spoiling it: %v", err)
-			}
-			c.spoil(&m)
-			err := w.send(context.Background(), nil, m)
-			var perm *PermanentError
-			if !errors.As(err, &perm) {
-				t.Errorf("send: %v, want a permanent error", err)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { refusesSpoiled(t, w, answerMail(c.kind), c.spoil) })
 	}
 }
 

@@ -223,20 +223,23 @@ func TestComposeRefusesWhatItCannotWriteSafely(t *testing.T) {
 			m.Recipient = m.Draft.FromAddress
 		}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			m := outboxMail(c.kind)
-			if _, _, err := w.compose(m, m.Token); err != nil {
-				t.Fatalf("the mail before spoiling it: %v", err)
-			}
-			c.spoil(&m)
-			// compose fails before the connection is used; were it to
-			// succeed, the nil connection would fail the send otherwise.
-			err := w.send(context.Background(), nil, m)
-			var perm *PermanentError
-			if !errors.As(err, &perm) {
-				t.Errorf("send: %v, want a permanent error", err)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { refusesSpoiled(t, w, outboxMail(c.kind), c.spoil) })
+	}
+}
+
+// refusesSpoiled checks that m composes, and that once spoiled, sending it
+// fails for good. compose fails before the connection is used; were it to
+// succeed, the nil connection would fail the send otherwise.
+func refusesSpoiled(t *testing.T, w *Worker, m tickets.OutboxMail, spoil func(*tickets.OutboxMail)) {
+	t.Helper()
+	if _, _, err := w.compose(m, m.Token); err != nil {
+		t.Fatalf("the mail before spoiling it: %v", err)
+	}
+	spoil(&m)
+	err := w.send(context.Background(), nil, m)
+	var perm *PermanentError
+	if !errors.As(err, &perm) {
+		t.Errorf("send: %v, want a permanent error", err)
 	}
 }
 
