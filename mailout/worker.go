@@ -208,16 +208,36 @@ func (w *Worker) drain(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	outcomes := w.sendAll(ctx, mails)
-	// Recorded even when ctx has ended meanwhile: the mails went out.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer cancel()
-	if err := w.store.RecordOutbox(rctx, outcomes); err != nil {
+	if err := w.record(ctx, outcomes); err != nil {
 		// The mails stay leased and are sent again when the lease ends:
 		// the spool writes the same file; a relay delivers twice, the
 		// lesser evil to losing them.
 		return 0, err
 	}
 	return len(mails), nil
+}
+
+// record writes a batch's outcomes, even when ctx has ended meanwhile (the
+// mails went out). A database that is away for a while (a restart) is
+// waited for, within half the lease: failing to record means sending the
+// batch again. Stopping cuts the wait to a few tries.
+func (w *Worker) record(ctx context.Context, outcomes []tickets.Outcome) error {
+	deadline := time.Now().Add(w.lease / 2)
+	wait := 500 * time.Millisecond
+	for try := 1; ; try++ {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		err := w.store.RecordOutbox(rctx, outcomes)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().Add(wait).After(deadline) || (ctx.Err() != nil && try >= 3) {
+			return err
+		}
+		w.log.Warn("outbox results not recorded yet; trying again", "mails", len(outcomes), "try", try, "err", err)
+		time.Sleep(wait)
+		wait = min(wait*2, 15*time.Second)
+	}
 }
 
 // Timing of a batch. The lease must outlast the sending: the budget, plus

@@ -492,3 +492,36 @@ func TestBackoffGrowsAndIsBounded(t *testing.T) {
 		prev = ceiling
 	}
 }
+
+// unsteadyStore is the real store whose first recordings of outcomes fail,
+// as they do while PostgreSQL restarts.
+type unsteadyStore struct {
+	*tickets.Store
+	failures int
+	tries    int
+}
+
+func (s *unsteadyStore) RecordOutbox(ctx context.Context, outcomes []tickets.Outcome) error {
+	s.tries++
+	if s.tries <= s.failures {
+		return errors.New("read tcp: connection reset by peer")
+	}
+	return s.Store.RecordOutbox(ctx, outcomes)
+}
+
+// A database away for a moment while a batch's outcomes are recorded is
+// waited for: the mails that went out are recorded as sent, not left
+// leased to be sent again.
+func TestOutcomesRecordedAfterTheDatabaseComesBack(t *testing.T) {
+	store, pool := fixture(t, 3)
+	w := newWorker(t, store, "file://"+t.TempDir())
+	unsteady := &unsteadyStore{Store: store, failures: 2}
+	w.store = unsteady
+	n, err := w.drain(context.Background())
+	if err != nil || n != 3 {
+		t.Fatalf("drain: %d mails, %v", n, err)
+	}
+	if got := states(t, pool); got["sent"] != 3 || unsteady.tries != 3 {
+		t.Errorf("states %v after %d tries to record; want 3 sent after 3", got, unsteady.tries)
+	}
+}
