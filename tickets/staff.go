@@ -85,7 +85,7 @@ func (s *Store) Queue(ctx context.Context, a Agent, f QueueFilter) ([]QueueItem,
 				(to_tsvector('spanish', t.subject) || to_tsvector('english', t.subject))
 				    @@ (websearch_to_tsquery('spanish', `+q+`) || websearch_to_tsquery('english', `+q+`))
 				OR EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = t.id
-				    AND (to_tsvector('spanish', left(m.body_text, 100000)) || to_tsvector('english', left(m.body_text, 100000)))
+				    AND coalesce(m.search, `+messageSearchVector+`)
 				        @@ (websearch_to_tsquery('spanish', `+q+`) || websearch_to_tsquery('english', `+q+`)))
 				OR lower(t.customer_name) LIKE '%' || lower(`+q+`) || '%')`)
 		}
@@ -117,6 +117,23 @@ func (s *Store) Queue(ctx context.Context, a Agent, f QueueFilter) ([]QueueItem,
 		return nil, 0, fmt.Errorf("read queue: %w", err)
 	}
 	return items, total, nil
+}
+
+// messageSearchVector is what a message is found by: its words stemmed as
+// Spanish and as English.
+const messageSearchVector = `(to_tsvector('spanish', left(m.body_text, 100000)) || to_tsvector('english', left(m.body_text, 100000)))`
+
+// IndexMessages fills the search vectors of messages stored since the last
+// run (a few thousand at a time) and returns how many it filled. Ingest
+// leaves them empty: computing them there would cost most of its rate.
+func (s *Store) IndexMessages(ctx context.Context) (int, error) {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE messages m SET search = `+messageSearchVector+`
+		WHERE m.id IN (SELECT id FROM messages WHERE search IS NULL ORDER BY id LIMIT 5000 FOR UPDATE SKIP LOCKED)`)
+	if err != nil {
+		return 0, fmt.Errorf("index messages for search: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 func orDefaultInt(v, def int) int {

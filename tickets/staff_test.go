@@ -139,48 +139,21 @@ func TestQueueShowsTheAgentsDepartmentsAndFinds(t *testing.T) {
 	invoice := d.mailTicket(t, d.billing, "i@x", "leo@example.org", "Factura duplicada", "Me cobraron dos veces la factura de marzo.")
 	d.mailTicket(t, d.soporte, "w@x", "eva@example.org", "Wifi", "No connection since Monday.")
 
-	ids := func(items []tickets.QueueItem) map[int64]bool {
-		m := map[int64]bool{}
-		for _, it := range items {
-			m[it.ID] = true
-		}
-		return m
-	}
 	items, total, err := d.s.Queue(ctx, d.ana, tickets.QueueFilter{})
-	if err != nil || total != 2 || ids(items)[invoice.TicketID] {
-		t.Errorf("ana's queue: %d tickets %v (%v); want soporte's 2", total, ids(items), err)
+	if err != nil || total != 2 || queueIDs(items)[invoice.TicketID] {
+		t.Errorf("ana's queue: %d tickets %v (%v); want soporte's 2", total, queueIDs(items), err)
 	}
 	if !items[0].New {
 		t.Error("a ticket nobody answered is not marked new")
 	}
-	for _, tc := range []struct {
-		agent tickets.Agent
-		q     string
-		want  []int64 // the tickets found; nil: none, or only how many (n)
-		n     int
-	}{
-		{d.bob, "facturas", []int64{invoice.TicketID}, 1}, // Spanish stem
-		{d.ana, "facturas", nil, 0},                       // another department's
-		{d.admin, "facturas", []int64{invoice.TicketID}, 1},
-		{d.ana, "impresoras", []int64{printer.TicketID}, 1},
-		{d.ana, printer.TrackingID, []int64{printer.TicketID}, 1},
-		{d.bob, printer.TrackingID, nil, 0},
-		{d.ana, "EVA@example", nil, 2},
-		{d.admin, "connections", nil, 1}, // English stem
-	} {
-		items, _, err := d.s.Queue(ctx, tc.agent, tickets.QueueFilter{Query: tc.q})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := ids(items)
-		if len(got) != tc.n {
-			t.Errorf("%s searching %q: %v, want %d tickets", tc.agent.Name, tc.q, got, tc.n)
-		}
-		for _, id := range tc.want {
-			if !got[id] {
-				t.Errorf("%s searching %q: %v lacks %d", tc.agent.Name, tc.q, got, id)
+	// Found alike before and after the job indexes the bodies.
+	for _, indexed := range []bool{false, true} {
+		if indexed {
+			if n, err := d.s.IndexMessages(ctx); err != nil || n != 3 {
+				t.Fatalf("indexed %d messages (%v), want 3", n, err)
 			}
 		}
+		d.checkSearches(t, printer, invoice)
 	}
 	if _, err := d.s.StaffTicket(ctx, d.ana, invoice.TrackingID); !errors.Is(err, tickets.ErrNotFound) {
 		t.Errorf("ana opening billing's ticket: %v", err)
@@ -199,7 +172,7 @@ func TestQueueShowsTheAgentsDepartmentsAndFinds(t *testing.T) {
 	}
 	items, _, _ = d.s.Queue(ctx, d.admin, tickets.QueueFilter{Priority: tickets.PriorityHigh})
 	if len(items) != 1 || items[0].ID != printer.TicketID {
-		t.Errorf("high priority filter: %v", ids(items))
+		t.Errorf("high priority filter: %v", queueIDs(items))
 	}
 }
 
@@ -395,4 +368,47 @@ func TestCannedResponses(t *testing.T) {
 	if n := count(t, d.pool, `SELECT count(*) FROM audit_log WHERE action LIKE 'canned.%'`); n != 3 {
 		t.Errorf("%d audit rows for canned responses, want 3", n)
 	}
+}
+
+// checkSearches searches the queue as each agent and checks what is found.
+func (d *staffDesk) checkSearches(t *testing.T, printer, invoice tickets.IngestResult) {
+	t.Helper()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		agent tickets.Agent
+		q     string
+		want  []int64 // the tickets found; nil: none, or only how many (n)
+		n     int
+	}{
+		{d.bob, "facturas", []int64{invoice.TicketID}, 1}, // Spanish stem
+		{d.ana, "facturas", nil, 0},                       // another department's
+		{d.admin, "facturas", []int64{invoice.TicketID}, 1},
+		{d.ana, "impresoras", []int64{printer.TicketID}, 1},
+		{d.ana, printer.TrackingID, []int64{printer.TicketID}, 1},
+		{d.bob, printer.TrackingID, nil, 0},
+		{d.ana, "EVA@example", nil, 2},
+		{d.admin, "connections", nil, 1}, // English stem
+	} {
+		items, _, err := d.s.Queue(ctx, tc.agent, tickets.QueueFilter{Query: tc.q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := queueIDs(items)
+		if len(got) != tc.n {
+			t.Errorf("%s searching %q: %v, want %d tickets", tc.agent.Name, tc.q, got, tc.n)
+		}
+		for _, id := range tc.want {
+			if !got[id] {
+				t.Errorf("%s searching %q: %v lacks %d", tc.agent.Name, tc.q, got, id)
+			}
+		}
+	}
+}
+
+func queueIDs(items []tickets.QueueItem) map[int64]bool {
+	m := map[int64]bool{}
+	for _, it := range items {
+		m[it.ID] = true
+	}
+	return m
 }

@@ -153,6 +153,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger, demo bool) (*App,
 	cronLog := cron.VerbosePrintfLogger(slog.NewLogLogger(log.Handler(), slog.LevelDebug))
 	a.jobs = cron.New(cron.WithChain(cron.SkipIfStillRunning(cronLog), cron.Recover(cronLog)))
 	a.addJob("expire_drafts", "@every 10m", a.store.ExpireDrafts)
+	a.addJob("index_search", "@every 30s", a.store.IndexMessages)
 	a.addJob("auto_resolve", "@every 1h", a.store.AutoResolve)
 	a.addJob("expire_tokens", "@every 6h", a.store.ExpireTokens)
 	if cfg.RawRetention > 0 {
