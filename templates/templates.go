@@ -12,6 +12,7 @@ import (
 	htmltemplate "html/template"
 	"io"
 	"io/fs"
+	"path"
 	"strings"
 	"sync"
 	texttemplate "text/template"
@@ -86,8 +87,10 @@ func Load() (*Set, error) {
 		return nil, fmt.Errorf("parse page templates: %w", err)
 	}
 	for _, l := range locales {
-		if _, err := s.bundle.LoadMessageFileFS(files, "locales/"+l+".json"); err != nil {
-			return nil, fmt.Errorf("load %s messages: %w", l, err)
+		for _, name := range localeFiles(l) {
+			if _, err := s.bundle.LoadMessageFileFS(files, name); err != nil {
+				return nil, fmt.Errorf("load %s messages from %s: %w", l, name, err)
+			}
 		}
 		txt, err := texttemplate.New(l).Funcs(texttemplate.FuncMap(s.funcs(l))).ParseFS(files, "mail/"+l+".txt.tmpl")
 		if err != nil {
@@ -114,13 +117,28 @@ func Load() (*Set, error) {
 	return s, nil
 }
 
+// localeFiles are the message catalogs of a locale: locales/<l>.json and
+// those of each part of the product, locales/<part>.<l>.json.
+func localeFiles(l string) []string {
+	names, _ := fs.Glob(files, "locales/*.json") //nolint:errcheck // the pattern is valid
+	var out []string
+	for _, n := range names {
+		if base := path.Base(n); base == l+".json" || strings.HasSuffix(base, "."+l+".json") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func messageIDs() []string {
-	b, _ := files.ReadFile("locales/es.json")
-	var m map[string]any
-	json.Unmarshal(b, &m) //nolint:errcheck // Load has parsed it already
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
+	var ids []string
+	for _, name := range localeFiles(DefaultLocale) {
+		b, _ := files.ReadFile(name)
+		var m map[string]any
+		json.Unmarshal(b, &m) //nolint:errcheck // Load has parsed it already
+		for id := range m {
+			ids = append(ids, id)
+		}
 	}
 	return ids
 }
