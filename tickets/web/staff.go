@@ -18,6 +18,7 @@ import (
 
 // staffStore is what the staff's pages need of the store.
 type staffStore interface {
+	staffKBStore
 	Login(ctx context.Context, email, password string, ttl time.Duration) (string, tickets.Agent, error)
 	StaffSession(ctx context.Context, sessionID string, idle time.Duration) (tickets.Agent, error)
 	Logout(ctx context.Context, sessionID string) error
@@ -256,4 +257,12 @@ func (s *Server) staffLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	s.setStaffCookie(w, r, "", -1)
 	http.Redirect(w, r, staffPath+"/login?notice=logged_out", http.StatusSeeOther)
+}
+
+// staffKBStore is what the staff's knowledge base pages need.
+type staffKBStore interface {
+	StaffArticles(ctx context.Context, a tickets.Agent, days int) ([]tickets.ArticleStats, error)
+	StaffArticle(ctx context.Context, a tickets.Agent, id int64) (tickets.Article, error)
+	SaveArticle(ctx context.Context, a tickets.Agent, id int64, in tickets.ArticleInput) (tickets.Article, error)
+	DeleteArticle(ctx context.Context, a tickets.Agent, id int64) error
 }

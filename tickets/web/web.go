@@ -46,6 +46,19 @@ type portalStore interface {
 	DraftFile(ctx context.Context, ticketID, draftID int64, position int) (tickets.DraftAttachment, error)
 	PostDraft(ctx context.Context, ticketID, draftID int64, text string, keep []int) error
 	DiscardDraft(ctx context.Context, ticketID, draftID int64) error
+	kbStore
+}
+
+// kbStore is what the knowledge base's public pages, the submit form's
+// suggestions and the ticket page's "this article solved it" need.
+type kbStore interface {
+	PublishedArticles(ctx context.Context, language string) ([]tickets.Article, error)
+	PublishedArticle(ctx context.Context, department, language, slug string) (tickets.Article, error)
+	SearchArticles(ctx context.Context, query, language string, limit int) ([]tickets.ArticleHit, error)
+	SuggestArticles(ctx context.Context, text, language, department string, limit int) ([]tickets.ArticleHit, error)
+	ArticlesForTicket(ctx context.Context, ticketID int64, limit int) ([]tickets.ArticleHit, error)
+	CountArticles(ctx context.Context, event tickets.ArticleEvent, ids []int64) error
+	ResolveByArticle(ctx context.Context, ticketID, articleID int64) error
 }
 
 // store is what the customer's and the staff's pages need of the store.
@@ -240,6 +253,9 @@ func New(opts Options) *Server {
 	mux.HandleFunc("POST /staff/admin/canned", s.asAdmin(s.adminSaveCanned))
 	mux.HandleFunc("POST /staff/admin/canned/{canned}", s.asAdmin(s.adminSaveCanned))
 	mux.HandleFunc("POST /staff/admin/canned/{canned}/delete", s.asAdmin(s.adminDeleteCanned))
+	s.kbRoutes(mux)
+	s.kbSuggestRoutes(mux)
+	s.staffKBRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.discardBody(w, r)
 		s.renderError(w, r, http.StatusNotFound, "error.page_not_found", s.locale(w, r))
