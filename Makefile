@@ -43,6 +43,8 @@ fuzz:
 	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzParseDeliveryReport$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzTrustedResults$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./mailin -run '^$$' -fuzz '^FuzzAuthCheck$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
+	$(GO) test ./tickets -run '^$$' -fuzz '^FuzzSuggestTerms$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
+	$(GO) test ./internal/markdown -run '^$$' -fuzz '^FuzzText$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 
 # Each writes its table to bench/RESULTS*.md.
 bench:

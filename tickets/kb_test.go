@@ -103,6 +103,15 @@ func TestKnowledgeBaseSuggestions(t *testing.T) {
 	if err != nil || len(hits) != 0 {
 		t.Fatalf("body words suggested %q %v", titles(hits), err)
 	}
+	// Any script, digits glued to letters, stop words only: no error.
+	for _, odd := range []string{"日本語のテキスト тест ﷺ ǅ 123abc x²", "de la que el", "e\u0301\u0301 ab12cd", strings.Repeat("ñ", 41)} {
+		if _, err := d.s.SuggestArticles(ctx, odd, "es", "", 3); err != nil {
+			t.Errorf("suggest %q: %v", odd, err)
+		}
+		if _, err := d.s.SearchArticles(ctx, odd, "en", 3); err != nil {
+			t.Errorf("search %q: %v", odd, err)
+		}
+	}
 	// A ticket's subject and message.
 	res := d.mailTicket(t, d.billing, "kb-1@example.org", "cliente@example.org", "Factura de marzo", "No encuentro el recibo.")
 	hits, err = d.s.ArticlesForTicket(ctx, res.TicketID, 3)

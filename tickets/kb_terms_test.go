@@ -1,0 +1,52 @@
+package tickets
+
+import (
+	"strings"
+	"testing"
+	"unicode"
+)
+
+func TestSuggestTerms(t *testing.T) {
+	for in, want := range map[string]string{
+		"No puedo descarg":            "no:AB | puedo:AB | descarg:*AB",
+		"No puedo descargar ":         "no:AB | puedo:AB | descargar:AB",
+		"¿Factura? 'x' & | ! <-> :*":  "factura:AB",
+		"a b":                         "",
+		"Contraseña contraseña olvid": "contraseña:AB | olvid:*AB",
+		"ab":                          "ab:AB",
+	} {
+		if got := suggestTerms(in); got != want {
+			t.Errorf("suggestTerms(%q) = %q, want %q", in, got, want)
+		}
+	}
+	long := strings.Repeat("palabra ", 10) + strings.Repeat("x", 41) + " " + strings.Repeat("uno dos tres cuatro cinco seis siete ocho nueve diez once doce ", 5)
+	if n := strings.Count(suggestTerms(long), "|") + 1; n > maxSuggestWords {
+		t.Errorf("%d words, want at most %d", n, maxSuggestWords)
+	}
+}
+
+// FuzzSuggestTerms checks that whatever a customer types, the query source
+// holds only words, weights, prefixes and "|": nothing to_tsquery would read
+// as other syntax.
+func FuzzSuggestTerms(f *testing.F) {
+	f.Add("No puedo descarg")
+	f.Add("'a' & !b <-> c:* (d)")
+	f.Add("\u0301\u00e9\U0001F600 x")
+	f.Fuzz(func(t *testing.T, s string) {
+		out := suggestTerms(s)
+		if out == "" {
+			return
+		}
+		for _, term := range strings.Split(out, " | ") {
+			word, weight, ok := strings.Cut(term, ":")
+			if !ok || (weight != "AB" && weight != "*AB") || word == "" {
+				t.Fatalf("term %q of %q", term, out)
+			}
+			for _, r := range word {
+				if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+					t.Fatalf("term %q of %q holds %q", term, out, r)
+				}
+			}
+		}
+	})
+}
