@@ -150,6 +150,8 @@ type Server struct {
 	lookupFailures *limiter // per client
 	ticketFailures *limiter // per tracking ID
 	submits        *limiter // per client
+	kbLimiter      *limiter // knowledge base searches and votes, per client
+	suggestLimiter *limiter // knowledge base suggestions, per client
 	reminders      *limiter // per client
 	staffLogins    *limiter // failed staff logins, per client
 
@@ -206,6 +208,8 @@ func New(opts Options) *Server {
 	s.lookupFailures = newLimiter(perMinute(orDefault(opts.LookupRate, 10)))
 	s.ticketFailures = newLimiter(perHour(orDefault(opts.LookupRatePerTicket, 10)))
 	s.submits = newLimiter(perHour(orDefault(opts.SubmitRate, 10)))
+	s.kbLimiter = newLimiter(perMinute(60))
+	s.suggestLimiter = newLimiter(perMinute(120))
 	s.reminders = newLimiter(perHour(orDefault(opts.ForgotRate, 5)))
 	s.staffLogins = newLimiter(perMinute(staffLoginRate))
 
