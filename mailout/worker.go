@@ -352,6 +352,15 @@ type ackData struct {
 	ticketMail
 	Priority tickets.Priority
 	LinkDays int
+	// Articles may answer the request already.
+	Articles []articleLink
+}
+
+// articleLink is a knowledge base article a mail suggests: its title and
+// its page.
+type articleLink struct {
+	Title string
+	Link  string
 }
 
 // draftNoticeData is what the notice of a held reply shows.
@@ -453,7 +462,8 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 	switch m.Kind {
 	case tickets.KindAck:
 		about.Link = w.baseURL + "/t/" + token
-		rendered, err = w.tmpl.RenderMail(templates.MailAck, locale, ackData{ticketMail: about, Priority: t.Priority, LinkDays: linkDays})
+		rendered, err = w.tmpl.RenderMail(templates.MailAck, locale, ackData{ticketMail: about, Priority: t.Priority, LinkDays: linkDays,
+			Articles: w.articleLinks(m.Articles)})
 	case tickets.KindReminder:
 		data := reminderData{CustomerName: t.CustomerName, Department: t.Department.Name, LinkDays: linkDays}
 		for _, l := range m.Listed {
@@ -608,6 +618,16 @@ func (w *Worker) compose(m tickets.OutboxMail, token string) ([]byte, string, er
 		return nil, "", fmt.Errorf("write mail: %w", err)
 	}
 	return buf.Bytes(), envelopeFrom, nil
+}
+
+// articleLinks are the links to the articles a mail suggests; each page
+// learns it was opened from a mail.
+func (w *Worker) articleLinks(list []tickets.ArticleLink) []articleLink {
+	links := make([]articleLink, 0, len(list))
+	for _, a := range list {
+		links = append(links, articleLink{Title: cleanLine(a.Title), Link: w.baseURL + a.Path + "?from=mail"})
+	}
+	return links
 }
 
 // ownerLink is the link a mail to the ticket's customer carries: path and

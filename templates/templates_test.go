@@ -10,6 +10,7 @@ import (
 type ackData struct {
 	TrackingID, Subject, CustomerName, Department, Link, Priority string
 	LinkDays                                                      int
+	Articles                                                      []struct{ Title, Link string }
 }
 
 func TestAckRendersInBothLanguages(t *testing.T) {

@@ -25,6 +25,15 @@ const (
 	ArticlePublished ArticleState = "published"
 )
 
+// Message keys of an article's FieldErrors, besides the Field* ones.
+const (
+	FieldSlug      = "kb.error.slug"
+	FieldSlugTaken = "kb.error.slug_taken"
+	FieldLanguage  = "kb.error.language"
+	FieldState     = "kb.error.state"
+	FieldKeywords  = "kb.error.keywords"
+)
+
 // Knowledge base limits.
 const (
 	MaxArticleTitle    = 200
@@ -154,13 +163,13 @@ func (in *ArticleInput) normalize() FieldErrors {
 		errs["category"] = FieldTooLong
 	}
 	if !articleSlug.MatchString(in.Slug) || len(in.Slug) > MaxArticleSlug {
-		errs["slug"] = "kb.error.slug"
+		errs["slug"] = FieldSlug
 	}
 	if !ValidLocale(in.Language) {
-		errs["language"] = "kb.error.language"
+		errs["language"] = FieldLanguage
 	}
 	if in.State != ArticleDraft && in.State != ArticlePublished {
-		errs["state"] = "kb.error.state"
+		errs["state"] = FieldState
 	}
 	switch {
 	case in.Body == "":
@@ -169,11 +178,11 @@ func (in *ArticleInput) normalize() FieldErrors {
 		errs["body"] = FieldTooLong
 	}
 	if len(in.Keywords) > MaxArticleKeywords {
-		errs["keywords"] = "kb.error.keywords"
+		errs["keywords"] = FieldKeywords
 	}
 	for _, w := range in.Keywords {
 		if utf8.RuneCountInString(w) > MaxArticleKeyword {
-			errs["keywords"] = "kb.error.keywords"
+			errs["keywords"] = FieldKeywords
 		}
 	}
 	if in.Department == "" {
@@ -299,7 +308,7 @@ func saveArticle(ctx context.Context, tx pgx.Tx, actor string, sees func(int64) 
 		Scan(&saved.ID, &updated, &created)
 	var pgErr interface{ SQLState() string }
 	if errors.As(err, &pgErr) && pgErr.SQLState() == "23505" {
-		return Article{}, articleUnchanged, FieldErrors{"slug": "kb.error.slug_taken"}
+		return Article{}, articleUnchanged, FieldErrors{"slug": FieldSlugTaken}
 	}
 	if err != nil {
 		return Article{}, articleUnchanged, err

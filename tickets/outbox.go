@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,7 +70,23 @@ type OutboxMail struct {
 	// Alert is what an admin alert is about. Alerts have no ticket: their
 	// Ticket holds only the department that sends them.
 	Alert *MailboxAlert
+	// Articles are the published articles an acknowledgement suggests, in
+	// the ticket's language; none when nothing matches (or they could not
+	// be looked up: the acknowledgement goes without them).
+	Articles []ArticleLink
 }
+
+// ArticleLink is a knowledge base article a mail suggests. Path is its page
+// on the site.
+type ArticleLink struct {
+	ID      int64
+	Title   string
+	Path    string
+	Excerpt string
+}
+
+// maxAckArticles is how many articles an acknowledgement suggests at most.
+const maxAckArticles = 3
 
 // carriesTicketLink reports whether the mail's token opens its ticket for
 // the customer. Staff notices carry a staff link instead.
@@ -171,8 +188,73 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
+	// Outside the claim's transaction: looking up articles takes a few
+	// queries per acknowledgement, and the claim holds its rows' locks.
+	if err := s.suggestArticles(ctx, mails); err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", errors.Join(err, s.handBack(ctx, mails)))
+	}
 	return mails, nil
 }
+
+// suggestArticles fills the articles each acknowledgement among mails
+// suggests, and counts them suggested on the mail's first attempt only: a
+// retry suggests them again to the same reader. The articles are a help,
+// not what the mail is for: one that cannot have them goes without them.
+// Only ctx ending stops it.
+func (s *Store) suggestArticles(ctx context.Context, mails []OutboxMail) error {
+	if !slices.ContainsFunc(mails, func(m OutboxMail) bool { return m.Kind == KindAck }) {
+		return nil
+	}
+	// Most acknowledgements find nothing while the knowledge base is empty:
+	// one query saves them each a search.
+	var published bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM kb_articles WHERE state = 'published')`).Scan(&published)
+	if err != nil || !published {
+		return ctx.Err()
+	}
+	for i := range mails {
+		m := &mails[i]
+		if m.Kind != KindAck {
+			continue
+		}
+		hits, err := s.ArticlesForTicket(ctx, m.Ticket.ID, maxAckArticles)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		ids := make([]int64, len(hits))
+		for j, h := range hits {
+			ids[j] = h.ID
+			m.Articles = append(m.Articles, ArticleLink{ID: h.ID, Title: h.Title, Path: h.Path(), Excerpt: h.Article.Excerpt()})
+		}
+		if m.Attempts == 0 {
+			// Uncounted when counting fails: the mail still helps.
+			if err := s.CountArticles(ctx, EventSuggested, ids); err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// handBack makes claimed mails due again at once, their attempts
+// unchanged, as a sender does with mails it did not try; it runs when the
+// claim's ctx has ended, so on a context of its own.
+func (s *Store) handBack(ctx context.Context, mails []OutboxMail) error {
+	outcomes := make([]Outcome, len(mails))
+	for i, m := range mails {
+		outcomes[i] = Outcome{ID: m.ID}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handBackTimeout)
+	defer cancel()
+	return s.RecordOutbox(ctx, outcomes)
+}
+
+// handBackTimeout bounds handing mails back; failing, they wait out their
+// lease.
+const handBackTimeout = 10 * time.Second
 
 // carriedMessages reads the messages the mails carry (refs: outbox ID →
 // message ID), with their attachments.

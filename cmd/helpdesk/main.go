@@ -9,6 +9,7 @@
 //	helpdesk inbound list|show|release|bounces
 //	helpdesk agent add|list|update
 //	helpdesk canned add|list|remove
+//	helpdesk kb import|export
 package main
 
 import (
@@ -54,6 +55,15 @@ const usage = `usage:
   helpdesk agent update --email E [--name N] [--role R] [--department S]... [--disable|--enable] [--password]
   helpdesk canned add --title T --body-file F [--department S]
   helpdesk canned list | remove ID
+  helpdesk kb import [--dry-run] DIR
+                       import knowledge base articles, all or none, from DIR/DEPARTMENT/LANGUAGE/SLUG.md:
+                       Markdown after a YAML front matter between two lines "---" (title, category,
+                       keywords, state: draft, the default, or published). Department, language and slug
+                       come from the path; a front matter that repeats one must agree with it, or the file
+                       is refused. Dot files are skipped; links are followed only to files inside DIR.
+                       --dry-run only reads and checks the files, without the database: departments and
+                       the store's field limits are checked by the real import
+  helpdesk kb export [--force] DIR     write every article to that layout; --force replaces files there
 
 Configuration comes from HELPDESK_* environment variables; see the README.
 `
@@ -118,6 +128,8 @@ func runIO(ctx context.Context, args, environ []string, stdin io.Reader, stdout 
 		return cmdAgent(ctx, args[1:], environ, stdin, stdout)
 	case "canned":
 		return cmdCanned(ctx, args[1:], environ, stdout)
+	case "kb":
+		return cmdKB(ctx, args[1:], environ, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
