@@ -99,37 +99,7 @@ var articleSlug = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
 // Slugify makes a slug of a title: lower case ASCII words joined by
 // hyphens, accents dropped ("Cómo pagar" → "como-pagar").
-func Slugify(title string) string {
-	var b strings.Builder
-	hyphen := false
-	for _, r := range strings.ToLower(title) {
-		r = foldAccent(r)
-		switch {
-		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
-			if hyphen && b.Len() > 0 {
-				b.WriteByte('-')
-			}
-			hyphen = false
-			b.WriteRune(r)
-		default:
-			hyphen = true
-		}
-		if b.Len() >= MaxArticleSlug-1 {
-			break
-		}
-	}
-	return strings.Trim(b.String(), "-")
-}
-
-// foldAccent maps the accented letters of Spanish and its neighbours to
-// their base letter.
-func foldAccent(r rune) rune {
-	const from, to = "áàâäãåéèêëíìîïóòôöõúùûüñçý", "aaaaaaeeeeiiiiooooouuuuncy"
-	if i := strings.IndexRune(from, r); i >= 0 {
-		return []rune(to)[utf8.RuneCountInString(from[:i])]
-	}
-	return r
-}
+func Slugify(title string) string { return markdown.Slug(title, MaxArticleSlug) }
 
 // normalize cleans in and checks it, naming what is wrong field by field.
 func (in *ArticleInput) normalize() FieldErrors {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/microcosm-cc/bluemonday"
 	"github.com/yuin/goldmark"
@@ -27,6 +28,25 @@ var md = goldmark.New(
 	goldmark.WithParserOptions(parser.WithAutoHeadingID()),
 )
 
+// headingIDs names headings "h-" and their words, so that an article's
+// headings never take the ID of an element of the page around it.
+type headingIDs map[string]bool
+
+func (ids headingIDs) Generate(value []byte, _ ast.NodeKind) []byte {
+	base := "h"
+	if slug := Slug(string(value), 60); slug != "" {
+		base += "-" + slug
+	}
+	id := base
+	for n := 1; ids[id]; n++ {
+		id = fmt.Sprintf("%s-%d", base, n)
+	}
+	ids[id] = true
+	return []byte(id)
+}
+
+func (ids headingIDs) Put(value []byte) { ids[string(value)] = true }
+
 var policy = func() *bluemonday.Policy {
 	p := bluemonday.UGCPolicy()
 	p.AllowAttrs("id").Matching(bluemonday.SpaceSeparatedTokens).OnElements("h1", "h2", "h3", "h4", "h5", "h6")
@@ -40,7 +60,8 @@ var policy = func() *bluemonday.Policy {
 // HTML renders source as sanitized HTML.
 func HTML(source string) (template.HTML, error) {
 	var buf bytes.Buffer
-	if err := md.Convert([]byte(source), &buf); err != nil {
+	ctx := parser.NewContext(parser.WithIDs(headingIDs{}))
+	if err := md.Convert([]byte(source), &buf, parser.WithContext(ctx)); err != nil {
 		return "", fmt.Errorf("render markdown: %w", err)
 	}
 	return template.HTML(policy.SanitizeBytes(buf.Bytes())), //nolint:gosec // sanitized just now
@@ -96,4 +117,37 @@ func Text(source string) string {
 		}
 	}
 	return strings.Join(kept, "\n")
+}
+
+// Slug makes a slug of s, at most max bytes: lower-case ASCII words joined
+// by hyphens, accents dropped ("Cómo pagar" → "como-pagar").
+func Slug(s string, max int) string {
+	var b strings.Builder
+	hyphen := false
+	for _, r := range strings.ToLower(s) {
+		r = foldAccent(r)
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			hyphen = true
+			continue
+		}
+		if b.Len()+2 > max {
+			break
+		}
+		if hyphen && b.Len() > 0 {
+			b.WriteByte('-')
+		}
+		hyphen = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// foldAccent maps the accented letters of Spanish and its neighbours to
+// their base letter.
+func foldAccent(r rune) rune {
+	const from, to = "áàâäãåéèêëíìîïóòôöõúùûüñçý", "aaaaaaeeeeiiiiooooouuuuncy"
+	if i := strings.IndexRune(from, r); i >= 0 {
+		return []rune(to)[utf8.RuneCountInString(from[:i])]
+	}
+	return r
 }

@@ -16,9 +16,21 @@ func TestHTMLIsSanitized(t *testing.T) {
 			t.Errorf("rendered HTML holds %q:\n%s", bad, s)
 		}
 	}
-	for _, good := range []string{`<h1 id="cmo-pagar">Cómo pagar</h1>`, `href="https://example.com/f"`, `rel="nofollow noreferrer noopener"`, "<table>", "<td>1</td>", `type="checkbox"`} {
+	for _, good := range []string{`<h1 id="h-como-pagar">Cómo pagar</h1>`, `href="https://example.com/f"`, `rel="nofollow noreferrer noopener"`, "<table>", "<td>1</td>", `type="checkbox"`} {
 		if !strings.Contains(s, good) {
 			t.Errorf("rendered HTML lacks %q:\n%s", good, s)
+		}
+	}
+}
+
+func TestHeadingIDsAreTheirOwn(t *testing.T) {
+	out, err := HTML("# Title\n\n## Title\n\n## ¿?\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<h1 id="h-title">`, `<h2 id="h-title-1">`, `<h2 id="h">`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("rendered HTML lacks %q:\n%s", want, out)
 		}
 	}
 }

@@ -78,7 +78,7 @@ type staffBase struct {
 	base
 	// Agent is who is logged in; its zero value on the login page.
 	Agent tickets.Agent
-	// Section is the part of the staff pages shown: "queue" or "admin".
+	// Section is the part of the staff pages shown: "queue", "kb" or "admin".
 	Section string
 }
 
