@@ -137,3 +137,151 @@
     window.location.replace(follow.href);
   }
 })();
+
+// The submit form at once, with the knowledge base's articles that may
+// answer the subject listed while it is typed. Without the script the
+// form asks for the department and subject first and lists them then.
+(function () {
+  "use strict";
+
+  var rest = document.querySelector("[data-kb-rest]");
+  if (!rest) {
+    return;
+  }
+  rest.hidden = false;
+  ["continue", "continue-hint"].forEach(function (id) {
+    var element = document.getElementById(id);
+    if (element) {
+      var actions = element.closest(".actions") || element;
+      actions.parentNode.removeChild(actions);
+    }
+  });
+
+  var subject = document.getElementById("subject");
+  var department = document.getElementById("department");
+  if (!subject || !window.fetch || !window.AbortController || !window.URLSearchParams) {
+    return;
+  }
+  // The list the server wrote, or an empty one where it would be.
+  var section = document.getElementById("kb-suggestions");
+  if (!section) {
+    section = document.createElement("section");
+    section.className = "kb-suggestions";
+    section.id = "kb-suggestions";
+    section.setAttribute("aria-live", "polite");
+    section.hidden = true;
+    var heading = document.createElement("h2");
+    heading.textContent = rest.getAttribute("data-kb-heading");
+    section.appendChild(heading);
+    section.appendChild(document.createElement("ul"));
+    var field = subject.closest(".field") || subject;
+    field.parentNode.insertBefore(section, field.nextSibling);
+  }
+  var list = section.querySelector("ul");
+  // The IDs listed now, and those counted as suggested already (the
+  // server counts those it wrote).
+  var shown = [];
+  var counted = {};
+  section.querySelectorAll("li[data-id]").forEach(function (item) {
+    var id = item.getAttribute("data-id");
+    shown.push(id);
+    counted[id] = true;
+  });
+
+  function show(articles) {
+    while (list.firstChild) {
+      list.removeChild(list.firstChild);
+    }
+    shown = [];
+    articles.forEach(function (article) {
+      // Our own pages only.
+      var url = String(article.url || "");
+      if (url.charAt(0) !== "/" || url.charAt(1) === "/") {
+        return;
+      }
+      var item = document.createElement("li");
+      item.setAttribute("data-id", String(article.id));
+      var link = document.createElement("a");
+      link.href = url;
+      link.textContent = article.title;
+      var excerpt = document.createElement("p");
+      excerpt.className = "hint";
+      excerpt.textContent = article.excerpt;
+      item.appendChild(link);
+      item.appendChild(excerpt);
+      list.appendChild(item);
+      shown.push(String(article.id));
+    });
+    section.hidden = shown.length === 0;
+  }
+
+  var pending = null;
+  function suggest() {
+    if (pending) {
+      pending.abort();
+      pending = null;
+    }
+    var text = subject.value;
+    if (text.trim().length < 3) {
+      show([]);
+      return;
+    }
+    var controller = new AbortController();
+    pending = controller;
+    var params = new URLSearchParams();
+    params.set("q", text);
+    params.set("department", department ? department.value : "");
+    params.set("lang", document.documentElement.lang);
+    fetch("/kb/suggest?" + params.toString(), {
+      credentials: "same-origin",
+      headers: { "Accept": "application/json" },
+      signal: controller.signal
+    }).then(function (response) {
+      if (!response.ok) {
+        throw new Error("suggestions: " + response.status);
+      }
+      return response.json();
+    }).then(function (data) {
+      if (pending === controller) {
+        pending = null;
+        show(data.articles || []);
+      }
+    }).catch(function () {
+      // Dropped for a newer one, or failed: the form works without.
+    });
+  }
+
+  var timer = null;
+  function suggestSoon() {
+    clearTimeout(timer);
+    timer = setTimeout(suggest, 250);
+  }
+  subject.addEventListener("input", suggestSoon);
+  if (department) {
+    department.addEventListener("change", suggestSoon);
+  }
+  // Those listed when the visitor is done with the subject count as
+  // suggested, each once.
+  subject.addEventListener("change", function () {
+    if (section.hidden) {
+      return;
+    }
+    var ids = shown.filter(function (id) { return !counted[id]; });
+    if (!ids.length) {
+      return;
+    }
+    ids.forEach(function (id) { counted[id] = true; });
+    fetch("/kb/suggest/shown", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: ids.map(function (id) { return "id=" + encodeURIComponent(id); }).join("&")
+    }).catch(function () {
+      // A count lost is no loss to the visitor.
+    });
+  });
+  // A form that came back (with errors) lists them at once.
+  if (!shown.length) {
+    suggest();
+  }
+})();

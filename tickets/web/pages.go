@@ -30,6 +30,11 @@ type submitPage struct {
 	Limits      limits
 	MaxName     int
 	MaxSubject  int
+	// Step asks for the department and subject first, to suggest articles
+	// before the rest (the script shows it all at once instead).
+	Step bool
+	// Suggestions are the articles that may answer the subject.
+	Suggestions []suggestion
 }
 
 // submitFields are the fields of the submit form with the bytes read of
@@ -42,24 +47,38 @@ func submitFields() map[string]int64 {
 	}
 }
 
-func (s *Server) renderSubmit(w http.ResponseWriter, r *http.Request, status int, locale string, form submitForm, errs formErrors) {
+// renderSubmit shows the submit form of page, whose Form, Errors, Step and
+// Suggestions are set.
+func (s *Server) renderSubmit(w http.ResponseWriter, r *http.Request, status int, locale string, page submitPage) {
 	depts, err := s.store.Departments(r.Context())
 	if err != nil {
 		s.internalError(w, r, locale, "list departments", err)
 		return
 	}
-	if form.Priority == "" {
-		form.Priority = string(tickets.PriorityMedium)
+	if page.Form.Priority == "" {
+		page.Form.Priority = string(tickets.PriorityMedium)
 	}
-	s.render(w, r, status, templates.PageSubmit, locale, submitPage{
-		base: base{Title: "submit.title"}, Departments: depts, Form: form, Errors: errs, Limits: s.limits,
-		Priorities: []tickets.Priority{tickets.PriorityLow, tickets.PriorityMedium, tickets.PriorityHigh},
-		MaxName:    tickets.MaxNameLength, MaxSubject: tickets.MaxSubjectLength,
-	})
+	page.base = base{Title: "submit.title"}
+	page.Departments, page.Limits = depts, s.limits
+	page.Priorities = []tickets.Priority{tickets.PriorityLow, tickets.PriorityMedium, tickets.PriorityHigh}
+	page.MaxName, page.MaxSubject = tickets.MaxNameLength, tickets.MaxSubjectLength
+	s.render(w, r, status, templates.PageSubmit, locale, page)
 }
 
+// submitPage asks first for the department and subject; once they come
+// (?subject=), it lists the articles that may answer it above the whole
+// form, filled in with what came.
 func (s *Server) submitPage(w http.ResponseWriter, r *http.Request) {
-	s.renderSubmit(w, r, http.StatusOK, s.locale(w, r), submitForm{Department: r.URL.Query().Get("department")}, nil)
+	locale := s.locale(w, r)
+	q := r.URL.Query()
+	form := submitForm{Department: q.Get("department"), Name: q.Get("name"), Email: q.Get("email"),
+		Subject: q.Get("subject"), Message: q.Get("message"), Priority: q.Get("priority")}
+	if !q.Has("subject") {
+		s.renderSubmit(w, r, http.StatusOK, locale, submitPage{Form: form, Step: true})
+		return
+	}
+	s.renderSubmit(w, r, http.StatusOK, locale, submitPage{Form: form,
+		Suggestions: s.submitSuggestions(r, form.Subject, locale, form.Department)})
 }
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
@@ -73,7 +92,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	form := submitForm{Department: v.Get("department"), Name: v.Get("name"), Email: v.Get("email"), Subject: v.Get("subject"),
 		Message: v.Get("message"), Priority: v.Get("priority"), HadFiles: p.hadFiles}
 	if p.tooLarge {
-		s.renderSubmit(w, r, http.StatusRequestEntityTooLarge, locale, form, p.errs)
+		s.renderSubmit(w, r, http.StatusRequestEntityTooLarge, locale, submitPage{Form: form, Errors: p.errs})
 		return
 	}
 	refund, ok := s.submits.take(s.clientKey(r))
@@ -81,7 +100,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "600")
 		errs := formErrors{}
 		errs.set("form", "form.rate_limited", nil)
-		s.renderSubmit(w, r, http.StatusTooManyRequests, locale, form, errs)
+		s.renderSubmit(w, r, http.StatusTooManyRequests, locale, submitPage{Form: form, Errors: errs})
 		return
 	}
 	res, err := s.store.SubmitTicket(r.Context(), tickets.WebTicket{
@@ -92,7 +111,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	if errors.As(err, &fe) {
 		refund()
 		p.errs.fromStore(fe)
-		s.renderSubmit(w, r, http.StatusUnprocessableEntity, locale, form, p.errs)
+		s.renderSubmit(w, r, http.StatusUnprocessableEntity, locale, submitPage{Form: form, Errors: p.errs})
 		return
 	}
 	if err != nil {

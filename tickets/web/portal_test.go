@@ -501,7 +501,8 @@ func TestCrossOriginPostsAreRefused(t *testing.T) {
 	ticket := "/ticket/" + s.ticket.TrackingID
 	staff := "/staff/tickets/" + s.ticket.TrackingID
 	for _, path := range []string{"/submit", "/lookup", "/forgot", ticket + "/reply", ticket + "/resolve", ticket + "/reopen",
-		ticket + "/drafts/1/post", ticket + "/drafts/1/discard",
+		ticket + "/drafts/1/post", ticket + "/drafts/1/discard", ticket + "/solved-by", "/kb/suggest/shown",
+		"/kb/support/es/some-article/helpful", "/staff/kb", "/staff/kb/1", "/staff/kb/1/delete",
 		"/staff/login", "/staff/logout", staff + "/answer", staff + "/update",
 		"/staff/admin/departments", "/staff/admin/departments/1", "/staff/admin/mailboxes/billing",
 		"/staff/admin/agents", "/staff/admin/agents/1", "/staff/admin/agents/1/password",

@@ -103,6 +103,9 @@ type ticketPage struct {
 	// sentDraft is a draft's form as the visitor sent it, shown again
 	// with its errors.
 	sentDraft *draftForm
+	// Articles may answer the ticket while it is open: its customer can
+	// say one did, which resolves it.
+	Articles []suggestion
 }
 
 // notices are what a page may be told the visitor just did.
@@ -127,6 +130,7 @@ func (s *Server) renderTicket(w http.ResponseWriter, r *http.Request, status int
 	}
 	page.base = base{Title: "ticket.title", TitleData: page.Ticket}
 	page.Messages, page.Limits = msgs, s.limits
+	page.Articles = s.ticketSuggestions(r, page.Ticket)
 	var found bool
 	page.Drafts, found = draftViews(drafts, page.sentDraft)
 	if page.sentDraft != nil && !found {
