@@ -450,7 +450,8 @@ func (p *poller) session(ctx context.Context, addr MailboxAddress) error {
 		return err
 	}
 	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	guard := &batchGuard{close: func() { c.Close() }}
+	stop := context.AfterFunc(ctx, guard.stop)
 	defer stop()
 	p.stats.Sessions.Add(1)
 	var idle bool
@@ -486,7 +487,7 @@ func (p *poller) session(ctx context.Context, addr MailboxAddress) error {
 		case <-c.wake:
 		default:
 		}
-		aside(func() { err = p.sync(ctx, c) })
+		aside(func() { err = p.sync(ctx, c, guard) })
 		if err != nil {
 			return err
 		}
@@ -580,21 +581,72 @@ func (p *poller) idle(ctx context.Context, c *imapConn) error {
 // duplicate or quarantined mail), batch by batch: fetch the bodies while
 // storing them, then flag (and move) what is committed, then record the
 // progress. A crash anywhere leaves the mail to be fetched again and
-// recognized as a duplicate. A poller asked to leave stops after the batch
-// at hand, the rest left to the next holder.
-func (p *poller) sync(ctx context.Context, c *imapConn) error {
+// recognized as a duplicate. A poller asked to leave, or stopping, stops
+// after the batch at hand, the rest left to the next holder.
+func (p *poller) sync(ctx context.Context, c *imapConn, guard *batchGuard) error {
 	uids, err := newUIDs(c, imap.UID(p.mb.LastUID))
 	if err != nil {
 		return err
 	}
 	for len(uids) > 0 && !p.leaving() {
+		if !guard.begin() {
+			return ctx.Err()
+		}
 		n := min(len(uids), p.opts.Batch)
-		if err := p.syncBatch(ctx, c, uids[:n]); err != nil {
+		err := p.syncBatch(ctx, c, uids[:n])
+		guard.end()
+		if err != nil {
 			return err
 		}
 		uids = uids[n:]
 	}
 	return nil
+}
+
+// batchGrace is how long a stopping poller lets the batch at hand finish
+// before it closes the connection anyway.
+const batchGrace = 10 * time.Second
+
+// batchGuard closes a poller's connection when the poller stops: at once
+// while it waits, after the batch at hand while it syncs, so that mail
+// already stored is flagged and its progress recorded rather than fetched
+// again by the next holder.
+type batchGuard struct {
+	close func()
+
+	mu       sync.Mutex
+	busy     bool
+	stopping bool
+}
+
+// stop closes the connection, or has the batch at hand close it.
+func (g *batchGuard) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopping = true
+	if !g.busy {
+		g.close()
+		return
+	}
+	time.AfterFunc(batchGrace, g.close)
+}
+
+// begin reports whether a batch may start: not once the poller stops.
+func (g *batchGuard) begin() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.busy = !g.stopping
+	return g.busy
+}
+
+// end closes the connection if the poller stopped during the batch.
+func (g *batchGuard) end() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.busy = false
+	if g.stopping {
+		g.close()
+	}
 }
 
 func (p *poller) syncBatch(ctx context.Context, c *imapConn, uids []imap.UID) error {

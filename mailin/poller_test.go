@@ -290,6 +290,47 @@ func TestPollerRecognizesMailCommittedBeforeACrash(t *testing.T) {
 	}
 }
 
+// A poller stopped while it stores a batch finishes the batch: its mail is
+// moved and its progress recorded, not left for the next holder to fetch
+// again.
+func TestStoppedPollerFinishesTheBatchAtHand(t *testing.T) {
+	srv := startMemIMAP(t, imap.CapIdle, imap.CapMove)
+	site := newMailboxSite(t, srv.addr, "Processed", "s3cret")
+	ctx := context.Background()
+	// Mail is stored while this transaction holds the inbound log: the
+	// poller waits on it with the mail fetched.
+	tx, err := db.Pool(t).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // committed below
+	if _, err := tx.Exec(ctx, `LOCK TABLE inbound IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	srv.append(t, "INBOX", numbered(1))
+	_, stop := site.run(t, "one")
+	eventually(t, "the mail waiting to be stored", func() (bool, string) {
+		n := site.count(t, `SELECT count(*) FROM pg_locks WHERE relation = 'inbound'::regclass AND NOT granted`)
+		return n > 0, fmt.Sprintf("%d waiting", n)
+	})
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); stop() }()
+	time.Sleep(200 * time.Millisecond)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-stopped
+	if done := srv.folder(t, "Processed"); len(done) != 1 {
+		t.Errorf("%d mails moved, want the one stored", len(done))
+	}
+	if n := site.count(t, `SELECT count(*) FROM mailboxes WHERE last_uid > 0`); n != 1 {
+		t.Error("the progress was not recorded")
+	}
+	if n := site.count(t, `SELECT count(*) FROM tickets`); n != 1 {
+		t.Errorf("%d tickets, want 1", n)
+	}
+}
+
 func TestPollerRescansWhenUIDValidityChanges(t *testing.T) {
 	srv := startMemIMAP(t, imap.CapIdle)
 	site := newMailboxSite(t, srv.addr, "", "s3cret")
