@@ -36,12 +36,16 @@ CREATE TABLE kb_articles (
     updated_by     text NOT NULL DEFAULT '',
     -- Title weighs most, then keywords, then the text.
     search         tsvector NOT NULL,
+    -- Title and keywords alone, for suggestions: matching them in search
+    -- would check each candidate's whole text for the weights.
+    suggest        tsvector NOT NULL,
     UNIQUE (department_id, language, slug)
 );
 CREATE INDEX kb_articles_search ON kb_articles USING gin (search);
+CREATE INDEX kb_articles_suggest ON kb_articles USING gin (suggest);
 CREATE INDEX kb_articles_listing ON kb_articles (language, department_id, category, title) WHERE state = 'published';
 
--- The search vector is kept by a trigger (not a generated column) because
+-- The search vectors are kept by a trigger (not generated columns) because
 -- array_to_string is not immutable.
 CREATE FUNCTION kb_articles_search() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -49,9 +53,10 @@ DECLARE
     folded regconfig := CASE NEW.language WHEN 'es' THEN 'kb_spanish' ELSE 'kb_english' END;
     words text := array_to_string(NEW.keywords, ' ');
 BEGIN
-    NEW.search :=
+    NEW.suggest :=
         setweight(to_tsvector(plain, NEW.title) || to_tsvector(folded, NEW.title), 'A') ||
-        setweight(to_tsvector(plain, words) || to_tsvector(folded, words), 'B') ||
+        setweight(to_tsvector(plain, words) || to_tsvector(folded, words), 'B');
+    NEW.search := NEW.suggest ||
         setweight(to_tsvector(plain, NEW.category) || to_tsvector(folded, NEW.category), 'C') ||
         setweight(to_tsvector(plain, NEW.body_text) || to_tsvector(folded, NEW.body_text), 'D');
     RETURN NEW;
@@ -75,3 +80,8 @@ CREATE TABLE kb_article_stats (
 
 -- The article a customer said solved their ticket.
 ALTER TABLE tickets ADD COLUMN solved_by_article bigint REFERENCES kb_articles (id) ON DELETE SET NULL;
+
+-- The articles picked for a ticket, once (by its acknowledgement or its
+-- page, whichever comes first): its page offers them without searching
+-- again at every view. NULL until then.
+ALTER TABLE tickets ADD COLUMN suggested_articles bigint[];

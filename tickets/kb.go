@@ -392,10 +392,7 @@ func (s *Store) SearchArticles(ctx context.Context, query, language string, limi
 	if query == "" {
 		return nil, nil
 	}
-	hits, err := s.searchArticles(ctx, `
-		SELECT websearch_to_tsquery('pg_catalog.spanish', $1) || websearch_to_tsquery('kb_spanish', $1),
-		       websearch_to_tsquery('pg_catalog.english', $1) || websearch_to_tsquery('kb_english', $1)`,
-		query, language, 0, limit)
+	hits, err := s.searchArticles(ctx, articleSearch, query, language, 0, limit)
 	if err == nil && len(hits) == 0 {
 		hits, err = s.SuggestArticles(ctx, query, language, "", limit)
 	}
@@ -411,6 +408,10 @@ func (s *Store) SearchArticles(ctx context.Context, query, language string, limi
 // first; articles in language and in the department (a slug; "" for any)
 // count for more.
 func (s *Store) SuggestArticles(ctx context.Context, text, language, department string, limit int) ([]ArticleHit, error) {
+	return s.findSuggestions(ctx, articleSuggestion, text, language, department, limit)
+}
+
+func (s *Store) findSuggestions(ctx context.Context, how articleQuery, text, language, department string, limit int) ([]ArticleHit, error) {
 	terms := suggestTerms(text)
 	if terms == "" {
 		return nil, nil
@@ -421,24 +422,45 @@ func (s *Store) SuggestArticles(ctx context.Context, text, language, department 
 			return nil, fmt.Errorf("suggest articles: %w", err)
 		}
 	}
-	hits, err := s.searchArticles(ctx, suggestQueries, terms, language, deptID, limit)
+	hits, err := s.searchArticles(ctx, how, terms, language, deptID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("suggest articles for %q: %w", text, err)
 	}
 	return hits, nil
 }
 
-// suggestQueries makes the queries of suggestTerms in both languages.
-const suggestQueries = `
-	SELECT to_tsquery('pg_catalog.spanish', $1) || to_tsquery('kb_spanish', $1),
-	       to_tsquery('pg_catalog.english', $1) || to_tsquery('kb_english', $1)`
+// articleQuery is a way searchArticles looks for articles.
+type articleQuery struct {
+	// vector is the column matched: search (everything) or suggest
+	// (titles and keywords).
+	vector string
+	// queries makes its argument $1 into a query in Spanish and one in
+	// English.
+	queries string
+	// excerpts: whether hits come with an excerpt of their text, marked.
+	excerpts bool
+}
+
+var (
+	// articleSearch is what a customer searches for.
+	articleSearch = articleQuery{vector: "search", excerpts: true, queries: `
+		SELECT websearch_to_tsquery('pg_catalog.spanish', $1) || websearch_to_tsquery('kb_spanish', $1),
+		       websearch_to_tsquery('pg_catalog.english', $1) || websearch_to_tsquery('kb_english', $1)`}
+	// articleSuggestion is what suggestTerms makes of a subject.
+	articleSuggestion = articleQuery{vector: "suggest", excerpts: true, queries: `
+		SELECT to_tsquery('pg_catalog.spanish', $1) || to_tsquery('kb_spanish', $1),
+		       to_tsquery('pg_catalog.english', $1) || to_tsquery('kb_english', $1)`}
+	// ticketPick is articleSuggestion for a ticket, whose pick keeps only
+	// the articles.
+	ticketPick = articleQuery{vector: articleSuggestion.vector, queries: articleSuggestion.queries}
+)
 
 // Suggestions look at this many words of a text at most.
 const maxSuggestWords = 40
 
-// suggestTerms makes text into a tsquery source matching titles and
-// keywords with any of its words: "word:AB | word2:AB | wor:*AB". Words are
-// letters and digits only, so nothing in them is query syntax.
+// suggestTerms makes text into a tsquery source matching any of its words:
+// "word | word2 | wor:*". Words are letters and digits only, so nothing in
+// them is query syntax.
 func suggestTerms(text string) string {
 	var words []string
 	seen := map[string]bool{}
@@ -459,35 +481,36 @@ func suggestTerms(text string) string {
 	}
 	typing := len(words) < maxSuggestWords && text != "" && !unicode.IsSpace(rune(text[len(text)-1])) &&
 		strings.HasSuffix(strings.ToLower(text), words[len(words)-1])
-	for i, w := range words {
-		words[i] = w + ":AB"
-		if typing && i == len(words)-1 && utf8.RuneCountInString(w) >= 3 {
-			words[i] = w + ":*AB"
-		}
+	if last := words[len(words)-1]; typing && utf8.RuneCountInString(last) >= 3 {
+		words[len(words)-1] = last + ":*"
 	}
 	return strings.Join(words, " | ")
 }
 
-// searchArticles runs the two queries queries makes of arg (Spanish,
-// English) against the published articles.
-func (s *Store) searchArticles(ctx context.Context, queries, arg, language string, deptID int64, limit int) ([]ArticleHit, error) {
+// searchArticles looks for published articles as how says, with its
+// queries of arg.
+func (s *Store) searchArticles(ctx context.Context, how articleQuery, arg, language string, deptID int64, limit int) ([]ArticleHit, error) {
 	if limit <= 0 {
 		limit = 20
 	}
-	rows, err := s.pool.Query(ctx, `
-		WITH q (es, en) AS (`+queries+`),
-		found AS (
-			SELECT a.id, CASE a.language WHEN 'es' THEN q.es ELSE q.en END AS query,
-			       ts_rank(a.search, CASE a.language WHEN 'es' THEN q.es ELSE q.en END)
-			         * CASE WHEN a.department_id = $4 THEN 2 ELSE 1 END AS rank
-			FROM kb_articles a, q
-			WHERE a.state = 'published'
-			  AND a.search @@ CASE a.language WHEN 'es' THEN q.es ELSE q.en END
-		)
-		SELECT `+articleColumns+`, f.rank,
-		       ts_headline(CASE a.language WHEN 'es' THEN 'kb_spanish' ELSE 'kb_english' END::regconfig,
+	excerpt := `''`
+	if how.excerpts {
+		excerpt = `ts_headline(CASE a.language WHEN 'es' THEN 'kb_spanish' ELSE 'kb_english' END::regconfig,
 		                   a.body_text, f.query,
-		                   'StartSel=`+MarkStart+`, StopSel=`+MarkEnd+`, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "')
+		                   'StartSel=` + MarkStart + `, StopSel=` + MarkEnd + `, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "')`
+	}
+	rows, err := s.pool.Query(ctx, `
+		WITH q (es, en) AS (`+how.queries+`),
+		-- One branch per language: a.search @@ (a query chosen per row)
+		-- could not use the index.
+		lq (language, query) AS (SELECT 'es', es FROM q UNION ALL SELECT 'en', en FROM q),
+		found AS (
+			SELECT a.id, lq.query,
+			       ts_rank(a.`+how.vector+`, lq.query) * CASE WHEN a.department_id = $4 THEN 2 ELSE 1 END AS rank
+			FROM lq JOIN kb_articles a ON a.`+how.vector+` @@ lq.query AND a.language = lq.language
+			WHERE a.state = 'published'
+		)
+		SELECT `+articleColumns+`, f.rank, `+excerpt+`
 		FROM found f JOIN kb_articles a ON a.id = f.id JOIN departments d ON d.id = a.department_id
 		ORDER BY a.language = $2 DESC, f.rank DESC, a.title, a.id
 		LIMIT $3`, arg, language, limit, deptID)
@@ -501,35 +524,83 @@ func (s *Store) searchArticles(ctx context.Context, queries, arg, language strin
 	})
 }
 
-// ArticlesForTicket suggests up to limit published articles in the
-// ticket's language matching its subject and first message, those of its
-// department first.
+// ticketArticles is how many articles are picked for a ticket.
+const ticketArticles = 3
+
+// ArticlesForTicket lists up to limit (at most three) published articles
+// in the ticket's language that may answer it. They are picked once, by
+// its subject and first message, those of its department first, and
+// counted as suggested then; later calls list the same ones (those still
+// published), without searching again.
 func (s *Store) ArticlesForTicket(ctx context.Context, ticketID int64, limit int) ([]ArticleHit, error) {
+	var picked []int64
+	var locale string
+	err := s.pool.QueryRow(ctx, `SELECT suggested_articles, locale FROM tickets WHERE id = $1`, ticketID).Scan(&picked, &locale)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err == nil && picked == nil {
+		picked, err = s.pickArticles(ctx, ticketID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("articles for ticket %d: %w", ticketID, err)
+	}
+	picked = picked[:min(len(picked), max(limit, 0))]
+	if len(picked) == 0 {
+		return nil, nil
+	}
+	list, err := s.articles(ctx, `SELECT `+articleColumns+` FROM `+articleFrom+`
+		JOIN unnest($1::bigint[]) WITH ORDINALITY AS p (id, n) ON p.id = a.id
+		WHERE a.state = 'published' AND a.language = $2 ORDER BY p.n`, picked, locale)
+	if err != nil {
+		return nil, fmt.Errorf("articles for ticket %d: %w", ticketID, err)
+	}
+	hits := make([]ArticleHit, len(list))
+	for i, a := range list {
+		hits[i] = ArticleHit{Article: a}
+	}
+	return hits, nil
+}
+
+// pickArticles searches the articles for a ticket and records them (none
+// found is recorded too), counting them as suggested; when another pick
+// was recorded meanwhile, that one stands.
+func (s *Store) pickArticles(ctx context.Context, ticketID int64) ([]int64, error) {
 	var subject, body, locale, dept string
 	err := s.pool.QueryRow(ctx, `
 		SELECT t.subject, coalesce((SELECT left(m.body_text, 2000) FROM messages m
 		                            WHERE m.ticket_id = t.id ORDER BY m.id LIMIT 1), ''), t.locale, d.slug
 		FROM tickets t JOIN departments d ON d.id = t.department_id WHERE t.id = $1`, ticketID).
 		Scan(&subject, &body, &locale, &dept)
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = ErrNotFound
-	}
 	if err != nil {
-		return nil, fmt.Errorf("articles for ticket %d: %w", ticketID, err)
+		return nil, err
 	}
-	hits, err := s.SuggestArticles(ctx, subject+" "+body+" ", locale, dept, limit)
+	hits, err := s.findSuggestions(ctx, ticketPick, subject+" "+body+" ", locale, dept, 2*ticketArticles)
 	if err != nil {
-		return nil, fmt.Errorf("articles for ticket %d: %w", ticketID, err)
+		return nil, err
 	}
 	// Only those in the ticket's language: the customer reads them beside
 	// mail and pages in it.
-	kept := hits[:0]
+	picked := []int64{}
 	for _, h := range hits {
-		if h.Language == locale {
-			kept = append(kept, h)
+		if h.Language == locale && len(picked) < ticketArticles {
+			picked = append(picked, h.ID)
 		}
 	}
-	return kept, nil
+	var recorded []int64
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
+			UPDATE tickets SET suggested_articles = $2 WHERE id = $1 AND suggested_articles IS NULL
+			RETURNING suggested_articles`, ticketID, picked).Scan(&recorded)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return tx.QueryRow(ctx, `SELECT suggested_articles FROM tickets WHERE id = $1`, ticketID).Scan(&recorded)
+		}
+		if err != nil || len(picked) == 0 {
+			return err
+		}
+		return countArticles(ctx, tx, EventSuggested, picked)
+	})
+	return recorded, err
 }
 
 // ArticleEvent is what is counted of an article.

@@ -197,8 +197,8 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 }
 
 // suggestArticles fills the articles each acknowledgement among mails
-// suggests, and counts them suggested on the mail's first attempt only: a
-// retry suggests them again to the same reader. The articles are a help,
+// suggests: those picked for its ticket, counted once when picked, however
+// often the mail is tried. The articles are a help,
 // not what the mail is for: one that cannot have them goes without them.
 // Only ctx ending stops it.
 func (s *Store) suggestArticles(ctx context.Context, mails []OutboxMail) error {
@@ -224,16 +224,8 @@ func (s *Store) suggestArticles(ctx context.Context, mails []OutboxMail) error {
 			}
 			continue
 		}
-		ids := make([]int64, len(hits))
-		for j, h := range hits {
-			ids[j] = h.ID
+		for _, h := range hits {
 			m.Articles = append(m.Articles, ArticleLink{ID: h.ID, Title: h.Title, Path: h.Path(), Excerpt: h.Article.Excerpt()})
-		}
-		if m.Attempts == 0 {
-			// Uncounted when counting fails: the mail still helps.
-			if err := s.CountArticles(ctx, EventSuggested, ids); err != nil && ctx.Err() != nil {
-				return ctx.Err()
-			}
 		}
 	}
 	return nil

@@ -95,7 +95,8 @@ func (s *Server) submitSuggestions(r *http.Request, subject, locale, department 
 }
 
 // ticketSuggestions are the articles that may answer an open ticket, for
-// its page. They are not counted: the page is seen again and again.
+// its page: those picked for it once (and counted then), not searched for
+// at every view.
 func (s *Server) ticketSuggestions(r *http.Request, t tickets.Ticket) []suggestion {
 	if t.Status == tickets.StatusResolved {
 		return nil

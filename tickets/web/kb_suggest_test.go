@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -280,8 +281,12 @@ func TestTicketSolvedByAnArticle(t *testing.T) {
 			t.Errorf("ticket page lacks %q", want)
 		}
 	}
-	if n := s.count(t, `SELECT count(*) FROM kb_article_stats`); n != 0 {
-		t.Error("the ticket page counted its suggestions")
+	// Picked for the ticket once and counted then, not at every view.
+	if p := v.open(s.token); !slices.Equal(suggestionList(p, "ticket-articles"), links) {
+		t.Errorf("the ticket page shown again suggests %q", suggestionList(p, "ticket-articles"))
+	}
+	if n := s.counted(t, tickets.EventSuggested, s.refund); n != 1 {
+		t.Errorf("the ticket page counted its suggestion %d times, want once", n)
 	}
 
 	// Someone without access gets what resolving gives them.
