@@ -412,7 +412,7 @@ func (s *Store) SuggestArticles(ctx context.Context, text, language, department 
 }
 
 func (s *Store) findSuggestions(ctx context.Context, how articleQuery, text, language, department string, limit int) ([]ArticleHit, error) {
-	terms := suggestTerms(text)
+	terms := suggestTerms(text, how.words)
 	if terms == "" {
 		return nil, nil
 	}
@@ -439,6 +439,8 @@ type articleQuery struct {
 	queries string
 	// excerpts: whether hits come with an excerpt of their text, marked.
 	excerpts bool
+	// words is how many words of a text suggestions look for at most.
+	words int
 }
 
 var (
@@ -447,21 +449,21 @@ var (
 		SELECT websearch_to_tsquery('pg_catalog.spanish', $1) || websearch_to_tsquery('kb_spanish', $1),
 		       websearch_to_tsquery('pg_catalog.english', $1) || websearch_to_tsquery('kb_english', $1)`}
 	// articleSuggestion is what suggestTerms makes of a subject.
-	articleSuggestion = articleQuery{vector: "suggest", excerpts: true, queries: `
+	articleSuggestion = articleQuery{vector: "suggest", excerpts: true, words: 40, queries: `
 		SELECT to_tsquery('pg_catalog.spanish', $1) || to_tsquery('kb_spanish', $1),
 		       to_tsquery('pg_catalog.english', $1) || to_tsquery('kb_english', $1)`}
 	// ticketPick is articleSuggestion for a ticket, whose pick keeps only
-	// the articles.
-	ticketPick = articleQuery{vector: articleSuggestion.vector, queries: articleSuggestion.queries}
+	// the articles, and looks for its subject and its message's first
+	// words: each word more costs every candidate's ranking, and they are
+	// what the customer put first.
+	ticketPick = articleQuery{vector: articleSuggestion.vector, words: 20, queries: articleSuggestion.queries}
 )
 
-// Suggestions look at this many words of a text at most.
-const maxSuggestWords = 40
 
 // suggestTerms makes text into a tsquery source matching any of its words:
 // "word | word2 | wor:*". Words are letters and digits only, so nothing in
 // them is query syntax.
-func suggestTerms(text string) string {
+func suggestTerms(text string, maxWords int) string {
 	var words []string
 	seen := map[string]bool{}
 	for _, w := range strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
@@ -472,14 +474,14 @@ func suggestTerms(text string) string {
 		}
 		seen[w] = true
 		words = append(words, w)
-		if len(words) == maxSuggestWords {
+		if len(words) == maxWords {
 			break
 		}
 	}
 	if len(words) == 0 {
 		return ""
 	}
-	typing := len(words) < maxSuggestWords && text != "" && !unicode.IsSpace(rune(text[len(text)-1])) &&
+	typing := len(words) < maxWords && text != "" && !unicode.IsSpace(rune(text[len(text)-1])) &&
 		strings.HasSuffix(strings.ToLower(text), words[len(words)-1])
 	if last := words[len(words)-1]; typing && utf8.RuneCountInString(last) >= 3 {
 		words[len(words)-1] = last + ":*"
@@ -504,16 +506,19 @@ func (s *Store) searchArticles(ctx context.Context, how articleQuery, arg, langu
 		-- One branch per language: a.search @@ (a query chosen per row)
 		-- could not use the index.
 		lq (language, query) AS (SELECT 'es', es FROM q UNION ALL SELECT 'en', en FROM q),
+		-- The best, ordered and cut before the texts are read: a common
+		-- word matches hundreds.
 		found AS (
-			SELECT a.id, lq.query,
+			SELECT a.id, lq.query, a.language = $2 AS own, a.title,
 			       ts_rank(a.`+how.vector+`, lq.query) * CASE WHEN a.department_id = $4 THEN 2 ELSE 1 END AS rank
 			FROM lq JOIN kb_articles a ON a.`+how.vector+` @@ lq.query AND a.language = lq.language
 			WHERE a.state = 'published'
+			ORDER BY own DESC, rank DESC, a.title, a.id
+			LIMIT $3
 		)
 		SELECT `+articleColumns+`, f.rank, `+excerpt+`
 		FROM found f JOIN kb_articles a ON a.id = f.id JOIN departments d ON d.id = a.department_id
-		ORDER BY a.language = $2 DESC, f.rank DESC, a.title, a.id
-		LIMIT $3`, arg, language, limit, deptID)
+		ORDER BY f.own DESC, f.rank DESC, f.title, f.id`, arg, language, limit, deptID)
 	if err != nil {
 		return nil, err
 	}

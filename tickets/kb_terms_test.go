@@ -1,6 +1,7 @@
 package tickets
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unicode"
@@ -15,13 +16,19 @@ func TestSuggestTerms(t *testing.T) {
 		"Contraseña contraseña olvid": "contraseña | olvid:*",
 		"ab":                          "ab",
 	} {
-		if got := suggestTerms(in); got != want {
+		if got := suggestTerms(in, 40); got != want {
 			t.Errorf("suggestTerms(%q) = %q, want %q", in, got, want)
 		}
 	}
-	long := strings.Repeat("palabra ", 10) + strings.Repeat("x", 41) + " " + strings.Repeat("uno dos tres cuatro cinco seis siete ocho nueve diez once doce ", 5)
-	if n := strings.Count(suggestTerms(long), "|") + 1; n > maxSuggestWords {
-		t.Errorf("%d words, want at most %d", n, maxSuggestWords)
+	// Words repeated and too long are not counted: 50 distinct ones.
+	long := strings.Repeat("palabra ", 10) + strings.Repeat("x", 41)
+	for i := range 49 {
+		long += fmt.Sprintf(" palabra%d", i)
+	}
+	for _, max := range []int{40, 20} {
+		if n := strings.Count(suggestTerms(long, max), "|") + 1; n != max {
+			t.Errorf("%d words, want %d", n, max)
+		}
 	}
 }
 
@@ -33,7 +40,7 @@ func FuzzSuggestTerms(f *testing.F) {
 	f.Add("'a' & !b <-> c:* (d)")
 	f.Add("\u0301\u00e9\U0001F600 x")
 	f.Fuzz(func(t *testing.T, s string) {
-		out := suggestTerms(s)
+		out := suggestTerms(s, 40)
 		if out == "" {
 			return
 		}
