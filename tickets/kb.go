@@ -538,25 +538,27 @@ const ticketArticles = 3
 // counted as suggested then; later calls list the same ones (those still
 // published), without searching again.
 func (s *Store) ArticlesForTicket(ctx context.Context, ticketID int64, limit int) ([]ArticleHit, error) {
-	var picked []int64
-	var locale string
-	err := s.pool.QueryRow(ctx, `SELECT suggested_articles, locale FROM tickets WHERE id = $1`, ticketID).Scan(&picked, &locale)
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = ErrNotFound
+	const picked = `SELECT ` + articleColumns + ` FROM tickets t
+		CROSS JOIN LATERAL unnest(t.suggested_articles) WITH ORDINALITY AS p (id, n)
+		JOIN kb_articles a ON a.id = p.id JOIN departments d ON d.id = a.department_id
+		WHERE t.id = $1 AND p.n <= $2 AND a.state = 'published' AND a.language = t.locale
+		ORDER BY p.n`
+	limit = min(max(limit, 0), ticketArticles)
+	list, err := s.articles(ctx, picked, ticketID, limit)
+	if err == nil && len(list) == 0 {
+		// None picked yet, none found, or none still published.
+		var done bool
+		err = s.pool.QueryRow(ctx, `SELECT suggested_articles IS NOT NULL FROM tickets WHERE id = $1`, ticketID).Scan(&done)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = ErrNotFound
+		}
+		if err == nil && !done {
+			var ids []int64
+			if ids, err = s.pickArticles(ctx, ticketID); err == nil && len(ids) > 0 {
+				list, err = s.articles(ctx, picked, ticketID, limit)
+			}
+		}
 	}
-	if err == nil && picked == nil {
-		picked, err = s.pickArticles(ctx, ticketID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("articles for ticket %d: %w", ticketID, err)
-	}
-	picked = picked[:min(len(picked), max(limit, 0))]
-	if len(picked) == 0 {
-		return nil, nil
-	}
-	list, err := s.articles(ctx, `SELECT `+articleColumns+` FROM `+articleFrom+`
-		JOIN unnest($1::bigint[]) WITH ORDINALITY AS p (id, n) ON p.id = a.id
-		WHERE a.state = 'published' AND a.language = $2 ORDER BY p.n`, picked, locale)
 	if err != nil {
 		return nil, fmt.Errorf("articles for ticket %d: %w", ticketID, err)
 	}
@@ -594,6 +596,10 @@ func (s *Store) pickArticles(ctx context.Context, ticketID int64) ([]int64, erro
 	}
 	var recorded []int64
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A pick lost in a crash is made again when next asked for.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
 		err := tx.QueryRow(ctx, `
 			UPDATE tickets SET suggested_articles = $2 WHERE id = $1 AND suggested_articles IS NULL
 			RETURNING suggested_articles`, ticketID, picked).Scan(&recorded)
