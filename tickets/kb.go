@@ -445,13 +445,9 @@ type articleQuery struct {
 
 var (
 	// articleSearch is what a customer searches for.
-	articleSearch = articleQuery{vector: "search", excerpts: true, queries: `
-		SELECT websearch_to_tsquery('pg_catalog.spanish', $1) || websearch_to_tsquery('kb_spanish', $1),
-		       websearch_to_tsquery('pg_catalog.english', $1) || websearch_to_tsquery('kb_english', $1)`}
+	articleSearch = articleQuery{vector: "search", excerpts: true, queries: bothQueries("websearch_to_tsquery")}
 	// articleSuggestion is what suggestTerms makes of a subject.
-	articleSuggestion = articleQuery{vector: "suggest", excerpts: true, words: 40, queries: `
-		SELECT to_tsquery('pg_catalog.spanish', $1) || to_tsquery('kb_spanish', $1),
-		       to_tsquery('pg_catalog.english', $1) || to_tsquery('kb_english', $1)`}
+	articleSuggestion = articleQuery{vector: "suggest", excerpts: true, words: 40, queries: bothQueries("to_tsquery")}
 	// ticketPick is articleSuggestion for a ticket, whose pick keeps only
 	// the articles, and looks for its subject and its message's first
 	// words: each word more costs every candidate's ranking, and they are
@@ -459,6 +455,17 @@ var (
 	ticketPick = articleQuery{vector: articleSuggestion.vector, words: 20, queries: articleSuggestion.queries}
 )
 
+
+// bothQueries makes $1 into a query in Spanish and one in English with
+// parse, each matching words as written and without accents; where the two
+// are the same (nothing to unaccent), once, as each term costs every
+// candidate's ranking.
+func bothQueries(parse string) string {
+	return `SELECT CASE WHEN es = es_folded THEN es ELSE es || es_folded END,
+	               CASE WHEN en = en_folded THEN en ELSE en || en_folded END
+	        FROM (SELECT ` + parse + `('pg_catalog.spanish', $1) AS es, ` + parse + `('kb_spanish', $1) AS es_folded,
+	                     ` + parse + `('pg_catalog.english', $1) AS en, ` + parse + `('kb_english', $1) AS en_folded) AS parsed`
+}
 
 // suggestTerms makes text into a tsquery source matching any of its words:
 // "word | word2 | wor:*". Words are letters and digits only, so nothing in

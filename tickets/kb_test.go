@@ -172,6 +172,20 @@ func TestKnowledgeBaseCountsAndResolves(t *testing.T) {
 	if stats[0].Recent != want || stats[0].Total != want || stats[0].Total.Deflected() != 2 {
 		t.Fatalf("counts %+v / %+v, want %+v", stats[0].Recent, stats[0].Total, want)
 	}
+	// An article picked and then taken back is no longer offered, and the
+	// ticket is not picked for again.
+	if _, err := d.pool.Exec(ctx, `UPDATE kb_articles SET state = 'draft' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if hits, err := d.s.ArticlesForTicket(ctx, res.TicketID, 3); err != nil || len(hits) != 0 {
+		t.Fatalf("a draft offered: %q %v", titles(hits), err)
+	}
+	if n := count(t, d.pool, `SELECT count(*) FROM tickets WHERE id = $1 AND suggested_articles = ARRAY[$2::bigint]`, res.TicketID, id); n != 1 {
+		t.Error("the ticket's pick changed")
+	}
+	if _, err := d.s.ArticlesForTicket(ctx, 999999, 3); !errors.Is(err, tickets.ErrNotFound) {
+		t.Errorf("articles for no ticket: %v", err)
+	}
 }
 
 func TestKnowledgeBaseWritingAndPermissions(t *testing.T) {
