@@ -119,11 +119,21 @@ func run(ctx context.Context, o options) error {
 	store := tickets.New(tickets.Options{Pool: pool})
 	client := newClient(o.conns)
 	base := "http://" + g.HTTPAddr
+	progress("writing %d knowledge base articles", o.articles)
+	articles, err := seedArticles(ctx, store, []string{"soporte", "facturacion", "support"}, o.articles)
+	if err != nil {
+		return err
+	}
 
 	r := rand.New(rand.NewPCG(3, 4))
 	sample := make([]seedTicket, o.sessions)
 	for i, j := range r.Perm(len(all))[:o.sessions] {
 		sample[i] = all[j]
+	}
+	progress("picking the articles of the %d tickets to be seen", o.sessions)
+	picks, err := pickArticles(ctx, store, sample, o.conns)
+	if err != nil {
+		return err
 	}
 	progress("opening %d sessions through mailed links", o.sessions)
 	sessions, err := openSessions(ctx, client, base, store, sample, o.conns)
@@ -136,18 +146,23 @@ func run(ctx context.Context, o options) error {
 
 	probe := cpuProbe{gatewayPID: g.PID(), postmasterPID: pgPID}
 	health := &phase{ep: healthEndpoint(base)}
-	ticket := &phase{ep: ticketEndpoint(base, sessions)}
-	lookup := &phase{ep: lookupEndpoint(base, all)}
-	ticketPaced := &phase{ep: ticket.ep}
-	lookupPaced := &phase{ep: lookup.ep}
+	// Each endpoint busy, then paced at half what it served busy.
+	var endpoints [][2]*phase
+	phases := []*phase{health}
+	for _, ep := range []endpoint{ticketEndpoint(base, sessions), lookupEndpoint(base, all),
+		kbSearchEndpoint(base), kbSuggestEndpoint(base), kbArticleEndpoint(base, articles)} {
+		pair := [2]*phase{{ep: ep}, {ep: ep}}
+		endpoints = append(endpoints, pair)
+		phases = append(phases, pair[0], pair[1])
+	}
+	ticket := endpoints[0]
 	// Paced requests each take a connection of their own while they wait.
 	pacedClient := newClient(256)
-	for i, p := range []*phase{health, ticket, ticketPaced, lookup, lookupPaced} {
-		switch p {
-		case ticketPaced:
-			p.paced = pacedShare * ticket.res.perSecond()
-		case lookupPaced:
-			p.paced = pacedShare * lookup.res.perSecond()
+	for i, p := range phases {
+		for _, pair := range endpoints {
+			if p == pair[1] {
+				p.paced = pacedShare * pair[0].res.perSecond()
+			}
 		}
 		how := fmt.Sprintf("%d connections", o.conns)
 		if p.paced > 0 {
@@ -161,7 +176,7 @@ func run(ctx context.Context, o options) error {
 			return runLoad(ctx, client, p.ep, o.conns, d, seed)
 		}
 		measure(o.warmup, uint64(100+i))
-		if p == ticket || p == ticketPaced {
+		if p == ticket[0] || p == ticket[1] {
 			// Visitors coming back: the first page of a visit extends the
 			// session's life, a write, as it does after a minute away.
 			// The vacuum clears what the aging left, which is no visitor's.
@@ -192,12 +207,12 @@ func run(ctx context.Context, o options) error {
 		progress("%s, %s: %.0f requests/s, p50 %s, p99 %s", p.ep.name, how, p.res.perSecond(),
 			benchkit.Millis(p.p50()), benchkit.Millis(p.p99()))
 	}
-	return report(o, counts, health, [2][2]*phase{{ticket, ticketPaced}, {lookup, lookupPaced}}, g.Problems())
+	return report(o, counts, len(articles), picks, health, endpoints, g.Problems())
 }
 
 // report writes the table: healthz, then each endpoint with all
 // connections busy and paced.
-func report(o options, counts seedCounts, health *phase, endpoints [2][2]*phase, problems int) error {
+func report(o options, counts seedCounts, articles int, picks []time.Duration, health *phase, endpoints [][2]*phase, problems int) error {
 	healthRate := health.res.perSecond()
 	verdict := func(p *phase) string {
 		if p.p99() < aimP99 {
@@ -228,11 +243,17 @@ func report(o options, counts seedCounts, health *phase, endpoints [2][2]*phase,
 	rows = append(rows,
 		benchkit.Row{Figure: fmt.Sprintf("CPU per request (%d connections), gateway / PostgreSQL / load generator", o.conns),
 			Value: strings.Join(append([]string{"GET /healthz " + health.cpuPerRequest()}, cpu...), "; ")},
+		benchkit.Row{Figure: fmt.Sprintf("picking a ticket's articles (once, for its acknowledgement), %d one at a time: p50 / p99", len(picks)),
+			Value: benchkit.Millis(benchkit.Percentile(picks, 50)) + " / " + benchkit.Millis(benchkit.Percentile(picks, 99))},
 		benchkit.Row{Figure: "session writes per request: GET /ticket/{ID} (the first page of a visit) busy / paced; POST /lookup (a new session)",
 			Value: fmt.Sprintf("%.2f / %.2f; %.2f", writesPerRequest(ticket[0]), writesPerRequest(ticket[1]), writesPerRequest(lookup[0]))},
 	)
-	aims = append(aims, fmt.Sprintf("Answers checked: %d healthz, %d ticket pages, %d lookups, none wrong; the gateway logged %d warnings or errors.",
-		health.res.requests, ticket[0].res.requests+ticket[1].res.requests, lookup[0].res.requests+lookup[1].res.requests, problems))
+	checked := []string{fmt.Sprintf("%d %s", health.res.requests, health.ep.name)}
+	for _, e := range endpoints {
+		checked = append(checked, fmt.Sprintf("%d %s", e[0].res.requests+e[1].res.requests, e[0].ep.name))
+	}
+	aims = append(aims, fmt.Sprintf("Answers checked: %s, none wrong; the gateway logged %d warnings or errors.",
+		strings.Join(checked, ", "), problems))
 	rep := benchkit.Report{
 		Title:   "Web portal benchmark",
 		Command: "go run ./bench/web",
@@ -251,10 +272,18 @@ func report(o options, counts seedCounts, health *phase, endpoints [2][2]*phase,
 			"limits count per visitor, and a lookup holds one unit of its visitor's budget while it runs (given back when "+
 			"it succeeds), so concurrent lookups from one address would be refused: the gateway trusts the load generator "+
 			"as a proxy (`HELPDESK_TRUSTED_PROXIES=127.0.0.1/32`) and each lookup names one of 65,536 visitors in "+
-			"`X-Forwarded-For`; every lookup succeeds, so no limit is reached. Load generator, gateway and PostgreSQL "+
+			"`X-Forwarded-For`; every lookup succeeds, so no limit is reached. The knowledge base holds %d published "+
+			"articles (half Spanish, half English, about 1.5 KB of text each, written through the store's import; titles "+
+			"from 16 topics and 10 aspects, texts from the tickets' own vocabulary of about 120 words, so a common word "+
+			"matches hundreds of articles: a hard case for search). Before the sessions are opened, each of their "+
+			"tickets has its articles picked (by its subject and message, as its acknowledgement does; the first "+
+			"500 one at a time and timed), which its page then offers; `GET /kb?q=` searches it as a visitor does "+
+			"(words without their accents, plurals; 200 with a marked word), `GET /kb/suggest` asks for the submit "+
+			"form's live suggestions of a subject being typed (200 with an article), `GET /kb/{article}` opens a random "+
+			"article (200 with its title); these too come from 65,536 visitors. Load generator, gateway and PostgreSQL "+
 			"share the machine's cores.",
 			counts.tickets, counts.messages, counts.attachments, counts.history, float64(counts.databaseBytes)/1e6,
-			o.duration, o.warmup, o.conns, o.sessions, counts.tickets),
+			o.duration, o.warmup, o.conns, o.sessions, counts.tickets, articles),
 		Rows: rows,
 		Aims: aims,
 	}
