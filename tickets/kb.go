@@ -455,7 +455,6 @@ var (
 	ticketPick = articleQuery{vector: articleSuggestion.vector, words: 20, queries: articleSuggestion.queries}
 )
 
-
 // bothQueries makes $1 into a query in Spanish and one in English with
 // parse, each matching words as written and without accents; where the two
 // are the same (nothing to unaccent), once, as each term costs every

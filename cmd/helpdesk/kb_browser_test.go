@@ -46,21 +46,19 @@ const readSubmitForm = `(() => {
 	};
 })()`
 
-// TestKBSuggestionsInChromium types a subject into the submit form in a
-// real browser: the script shows the whole form at once and lists the
-// article that matches while the subject is typed, letter by letter; the
-// article counts as suggested once the visitor leaves the subject.
-func TestKBSuggestionsInChromium(t *testing.T) {
-	browser := newBrowser(t, "es")
+// kbBrowserSite starts the gateway with two published Spanish articles, one
+// about invoices (returned), and a Spanish-speaking browser.
+func kbBrowserSite(t *testing.T) (browser context.Context, base string, invoice tickets.Article) {
+	t.Helper()
+	browser = newBrowser(t, "es")
 	app, _ := startApp(t)
 	ctx := context.Background()
-	base := "http://" + app.HTTPAddr()
 	admin, err := app.store.AddAgent(ctx, "test", tickets.NewAgent{Email: "root@example.com", Name: "Root Admin",
 		Role: tickets.RoleAdmin, Password: "correct horse battery"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	invoice, err := app.store.SaveArticle(ctx, admin, 0, tickets.ArticleInput{Department: demoDepartment.Slug, Language: "es",
+	invoice, err = app.store.SaveArticle(ctx, admin, 0, tickets.ArticleInput{Department: demoDepartment.Slug, Language: "es",
 		Title: "Facturación: descargar tu factura", Keywords: []string{"recibo"},
 		Body: "Entra en **Mi cuenta** y pulsa *Facturas*.", State: tickets.ArticlePublished})
 	if err != nil {
@@ -70,6 +68,15 @@ func TestKBSuggestionsInChromium(t *testing.T) {
 		Title: "Cambiar la contraseña", Body: "Usa el enlace «¿Olvidaste tu contraseña?».", State: tickets.ArticlePublished}); err != nil {
 		t.Fatal(err)
 	}
+	return browser, "http://" + app.HTTPAddr(), invoice
+}
+
+// TestKBSuggestionsInChromium types a subject into the submit form in a
+// real browser: the script shows the whole form at once and lists the
+// article that matches while the subject is typed, letter by letter; the
+// article counts as suggested once the visitor leaves the subject.
+func TestKBSuggestionsInChromium(t *testing.T) {
+	browser, base, invoice := kbBrowserSite(t)
 
 	do(browser, t, "open the submit form",
 		chromedp.Navigate(base+"/submit"),
@@ -99,7 +106,7 @@ func TestKBSuggestionsInChromium(t *testing.T) {
 	pool := db.Pool(t)
 	suggested := func() int {
 		var n int
-		if err := pool.QueryRow(ctx, `SELECT coalesce(sum(suggested), 0)::int FROM kb_article_stats WHERE article_id = $1`, invoice.ID).Scan(&n); err != nil {
+		if err := pool.QueryRow(context.Background(), `SELECT coalesce(sum(suggested), 0)::int FROM kb_article_stats WHERE article_id = $1`, invoice.ID).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -129,20 +136,7 @@ func TestKBSuggestionsInChromium(t *testing.T) {
 // script off: the department and subject first, Enter in the subject goes
 // on, and the article that matches is listed above the whole form.
 func TestKBSuggestionsWithoutScriptInChromium(t *testing.T) {
-	browser := newBrowser(t, "es")
-	app, _ := startApp(t)
-	ctx := context.Background()
-	base := "http://" + app.HTTPAddr()
-	admin, err := app.store.AddAgent(ctx, "test", tickets.NewAgent{Email: "root@example.com", Name: "Root Admin",
-		Role: tickets.RoleAdmin, Password: "correct horse battery"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	invoice, err := app.store.SaveArticle(ctx, admin, 0, tickets.ArticleInput{Department: demoDepartment.Slug, Language: "es",
-		Title: "Facturación: descargar tu factura", Body: "Entra en **Mi cuenta** y pulsa *Facturas*.", State: tickets.ArticlePublished})
-	if err != nil {
-		t.Fatal(err)
-	}
+	browser, base, invoice := kbBrowserSite(t)
 	noScript := chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tgt, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
 		return err
