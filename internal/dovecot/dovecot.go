@@ -738,14 +738,21 @@ func waitGone(ctx context.Context, pgid int) error {
 	}
 }
 
-// groupAlive reports whether a process of group pgid runs. Zombies do not
-// count: the reparented services are reaped by whatever runs as PID 1,
-// which in a container may never do it.
+// groupAlive reports whether a process of group pgid runs.
 func groupAlive(pgid int) (bool, error) {
+	pids, err := groupProcesses(pgid)
+	return len(pids) > 0, err
+}
+
+// groupProcesses lists the running processes of group pgid. Zombies do
+// not count: the reparented services are reaped by whatever runs as PID 1,
+// which in a container may never do it.
+func groupProcesses(pgid int) ([]string, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return false, fmt.Errorf("list processes: %w", err)
+		return nil, fmt.Errorf("list processes: %w", err)
 	}
+	var pids []string
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
@@ -764,10 +771,10 @@ func groupAlive(pgid int) (bool, error) {
 			continue
 		}
 		if g, _ := strconv.Atoi(fields[2]); g == pgid {
-			return true, nil
+			pids = append(pids, e.Name())
 		}
 	}
-	return false, nil
+	return pids, nil
 }
 
 // Login connects to the plain listener and logs in as user. The context
