@@ -140,14 +140,26 @@ func browserFlow(ctx context.Context, p *provider, prompt Prompt) (*oauth2.Token
 			http.Error(w, "This is not the answer the helpdesk is waiting for.", http.StatusBadRequest)
 			return
 		}
+		// Answered before the flow goes on: it stops this server when done.
+		fmt.Fprintln(w, "The helpdesk has the answer; you may close this window.")
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 		select {
 		case returned <- r.URL.Query():
 		default:
 		}
-		fmt.Fprintln(w, "The helpdesk has the answer; you may close this window.")
 	})}
-	go srv.Serve(ln) //nolint:errcheck // ends with Close
-	defer srv.Close()
+	go srv.Serve(ln) //nolint:errcheck // ends with Shutdown
+	defer func() {
+		// The browser gets the end of its answer; one that hangs does not
+		// hold the command up.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}()
 	prompt.OpenURL(cfg.AuthCodeURL(state, oauth2.AccessTypeOffline, oauth2.S256ChallengeOption(verifier),
 		oauth2.SetAuthURLParam("prompt", "consent")))
 	pasted := prompt.Pasted
