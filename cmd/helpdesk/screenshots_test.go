@@ -58,6 +58,12 @@ type screenshotText struct {
 	staffTicket               conversation
 	note                      string
 	cannedTitle, cannedAnswer string
+
+	// The knowledge base: its articles (the first is the one pictured), a
+	// search and a subject whose suggestions are pictured.
+	articles     []tickets.ArticleInput
+	kbSearch     string
+	typedSubject string
 }
 
 var screenshotTexts = map[string]screenshotText{
@@ -107,6 +113,24 @@ var screenshotTexts = map[string]screenshotText{
 		cannedTitle: "Pedir más detalles",
 		cannedAnswer: "Hola, {{customer_name}}:\n\nPara ayudarte necesitamos algo más de información: " +
 			"¿qué estabas haciendo cuando apareció el problema?",
+		articles: []tickets.ArticleInput{
+			{Department: "soporte", Title: "No puedo iniciar sesión", Category: "Cuenta", Keywords: []string{"acceso", "login", "entrar"},
+				Body: "Si al iniciar sesión vuelves a la pantalla de acceso o ves un error:\n\n" +
+					"1. Comprueba que escribes tu **correo completo**.\n2. Borra la caché del navegador y vuelve a intentarlo.\n" +
+					"3. Si has olvidado la contraseña, usa *¿Olvidaste tu contraseña?*.\n\n" +
+					"| Mensaje | Qué hacer |\n|---|---|\n| Error 500 | Espera unos minutos: es un fallo nuestro |\n" +
+					"| Cuenta bloqueada | Espera 15 minutos |\n\nSi nada de esto funciona, envíanos un ticket con una captura."},
+			{Department: "soporte", Title: "Cómo cambiar la contraseña", Category: "Cuenta", Keywords: []string{"clave"},
+				Body: "Entra en **Mi cuenta › Seguridad** y pulsa *Cambiar contraseña*. Necesitas la contraseña actual."},
+			{Department: "soporte", Title: "Cambiar la dirección de envío", Category: "Pedidos", Keywords: []string{"mudanza", "domicilio"},
+				Body: "En **Mi cuenta › Direcciones** puedes añadir una dirección y marcarla como predeterminada."},
+			{Department: "facturacion", Title: "Descargar una factura", Category: "Facturas", Keywords: []string{"recibo", "comprobante"},
+				Body: "Todas tus facturas están en **Mi cuenta › Facturas**. Pulsa *Descargar* junto a la que necesites."},
+			{Department: "facturacion", Title: "Cobros duplicados y devoluciones", Category: "Pagos", Keywords: []string{"reembolso", "cargo"},
+				Body: "Si ves dos cargos iguales, el segundo suele ser una retención que desaparece en 3 a 5 días hábiles."},
+		},
+		kbSearch:     "sesion",
+		typedSubject: "No puedo entrar en mi cuen",
 	},
 	"en": {
 		department: "support",
@@ -154,6 +178,21 @@ var screenshotTexts = map[string]screenshotText{
 		cannedTitle: "Ask for details",
 		cannedAnswer: "Hello {{customer_name}},\n\nTo help you we need a little more information: " +
 			"what were you doing when the problem appeared?",
+		articles: []tickets.ArticleInput{
+			{Department: "support", Title: "Downloading an invoice", Category: "Billing", Keywords: []string{"receipt", "bill"},
+				Body: "Every invoice is under **My account › Invoices**:\n\n1. Find the month you need.\n" +
+					"2. Click *Download*: you get a PDF.\n3. If the page stays blank, clear the browser's cache and try again.\n\n" +
+					"| Invoice | Available from |\n|---|---|\n| Monthly | the 1st of the next month |\n" +
+					"| Yearly summary | 15 January |\n\nStill stuck? Send us a ticket with a screenshot."},
+			{Department: "support", Title: "Refunds of a double charge", Category: "Billing", Keywords: []string{"refund", "charged twice"},
+				Body: "A second identical charge is usually a hold that disappears within 3 to 5 working days."},
+			{Department: "support", Title: "Changing your shipping address", Category: "Orders", Keywords: []string{"moving", "delivery"},
+				Body: "Under **My account › Addresses** add the new address and mark it as the default."},
+			{Department: "support", Title: "Cannot log in", Category: "Account", Keywords: []string{"login", "sign in", "password"},
+				Body: "Check that you type your **whole email address**, then try *Forgot your password?*."},
+		},
+		kbSearch:     "invoices",
+		typedSubject: "The invoice does not downl",
 	},
 }
 
@@ -198,9 +237,23 @@ func TestScreenshots(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := app.store.AddAgent(ctx, "cli:elena", tickets.NewAgent{Email: screenshotAdminEmail, Name: screenshotAdminName,
-		Role: tickets.RoleAdmin, Password: screenshotPassword}); err != nil {
+	admin, err := app.store.AddAgent(ctx, "cli:elena", tickets.NewAgent{Email: screenshotAdminEmail, Name: screenshotAdminName,
+		Role: tickets.RoleAdmin, Password: screenshotPassword})
+	if err != nil {
 		t.Fatal(err)
+	}
+	pictured := map[string]tickets.Article{}
+	for lang, text := range screenshotTexts {
+		for i, in := range text.articles {
+			in.Language, in.State = lang, tickets.ArticlePublished
+			a, err := app.store.SaveArticle(ctx, admin, 0, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				pictured[lang] = a
+			}
+		}
 	}
 	agents := map[string]tickets.Agent{}
 	for lang, depts := range map[string][]string{"es": {"soporte", "facturacion"}, "en": {"support"}} {
@@ -215,6 +268,7 @@ func TestScreenshots(t *testing.T) {
 	base := "http://" + app.HTTPAddr()
 	for _, lang := range []string{"es", "en"} {
 		screenshotLanguage(browsers[lang], t, app, agents[lang], base, dir, lang)
+		screenshotKB(browsers[lang], t, base, dir, lang, pictured[lang])
 		screenshotStaff(browsers[lang], t, app, agents[lang], base, dir, lang)
 	}
 }
@@ -307,6 +361,28 @@ func screenshotLanguage(tab context.Context, t *testing.T, app *App, agent ticke
 	}
 }
 
+// screenshotKB takes one language's screenshots of the knowledge base: its
+// index, a search, the pictured article and the submit form suggesting
+// articles as a subject is typed.
+func screenshotKB(tab context.Context, t *testing.T, base, dir, lang string, article tickets.Article) {
+	text := screenshotTexts[lang]
+	shot := func(name string) { screenshot(tab, t, dir, lang+"-"+name) }
+	do(tab, t, "knowledge base", chromedp.Navigate(base+"/kb"), chromedp.WaitVisible(chromedp.ID("kb-search-form")))
+	shot("kb")
+	do(tab, t, "knowledge base search", chromedp.Navigate(base+"/kb?q="+text.kbSearch), chromedp.WaitVisible(chromedp.CSS("#results mark")))
+	shot("kb-search")
+	do(tab, t, "article", chromedp.Navigate(base+article.Path()), chromedp.WaitVisible(chromedp.ID("article-body")))
+	shot("kb-article")
+	do(tab, t, "submit form suggesting articles",
+		chromedp.Navigate(base+"/submit"),
+		chromedp.WaitVisible(chromedp.ID("submit")),
+		chromedp.SetValue(chromedp.ID("department"), text.department),
+		chromedp.SendKeys(chromedp.ID("subject"), text.typedSubject),
+		chromedp.WaitVisible(chromedp.CSS("#kb-suggestions li a")),
+	)
+	shot("submit-suggestions")
+}
+
 // screenshot writes a picture of the whole page in tab as dir/name.png.
 func screenshot(tab context.Context, t *testing.T, dir, name string) {
 	t.Helper()
@@ -390,6 +466,9 @@ func screenshotStaff(tab context.Context, t *testing.T, app *App, agent tickets.
 		t.Fatalf("staff's ticket page pictured: %+v; want three messages with a file each and a note", page)
 	}
 	shot("ticket")
+
+	do(tab, t, "staff knowledge base", chromedp.Navigate(base+"/staff/kb"), chromedp.WaitVisible(chromedp.ID("articles")))
+	shot("kb")
 
 	do(tab, t, "log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("notice")))
 	staffLogin(tab, t, base, screenshotAdminEmail, screenshotPassword)
