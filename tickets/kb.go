@@ -581,7 +581,7 @@ func (s *Store) ArticlesForTicket(ctx context.Context, ticketID int64, limit int
 func (s *Store) pickArticles(ctx context.Context, ticketID int64) ([]int64, error) {
 	var subject, body, locale, dept string
 	err := s.pool.QueryRow(ctx, `
-		SELECT t.subject, coalesce((SELECT left(m.body_text, 2000) FROM messages m
+		SELECT t.subject, coalesce((SELECT left(m.body_text, 500) FROM messages m
 		                            WHERE m.ticket_id = t.id ORDER BY m.id LIMIT 1), ''), t.locale, d.slug
 		FROM tickets t JOIN departments d ON d.id = t.department_id WHERE t.id = $1`, ticketID).
 		Scan(&subject, &body, &locale, &dept)
