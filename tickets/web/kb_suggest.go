@@ -1,10 +1,8 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -84,12 +82,12 @@ func (s *Server) submitSuggestions(r *http.Request, subject, locale, department 
 	}
 	hits, err := s.store.SuggestArticles(r.Context(), clipText(subject, 4*tickets.MaxSubjectLength), locale, department, maxSubmitSuggestions)
 	if err != nil {
-		s.logKBError(r, "suggest articles", err)
+		s.logFailure(r, "suggest articles", err)
 		return nil
 	}
 	list := suggestions(hits, fromSubmit)
 	if err := s.store.CountArticles(r.Context(), tickets.EventSuggested, suggestionIDs(list)); err != nil {
-		s.logKBError(r, "count suggested articles", err)
+		s.logFailure(r, "count suggested articles", err)
 	}
 	return list
 }
@@ -103,26 +101,10 @@ func (s *Server) ticketSuggestions(r *http.Request, t tickets.Ticket) []suggesti
 	}
 	hits, err := s.store.ArticlesForTicket(r.Context(), t.ID, maxTicketSuggestions)
 	if err != nil {
-		s.logKBError(r, "articles for ticket", err, "ticket", t.TrackingID)
+		s.logFailure(r, "articles for ticket", err, "ticket", t.TrackingID)
 		return nil
 	}
 	return suggestions(hits, fromTicket)
-}
-
-// logKBError logs a failure of the suggestions, which the page does
-// without.
-func (s *Server) logKBError(r *http.Request, what string, err error, args ...any) {
-	s.log.Log(r.Context(), errLevel(err), what, append(args, "path", logPath(r), "err", err)...)
-}
-
-// errLevel is the level to log a failure at: a visitor who went away (as
-// the submit form does with each suggestion it no longer waits for) is no
-// error of ours.
-func errLevel(err error) slog.Level {
-	if errors.Is(err, context.Canceled) {
-		return slog.LevelInfo
-	}
-	return slog.LevelError
 }
 
 // suggestAnswer is the answer of GET /kb/suggest.
@@ -176,7 +158,7 @@ func (s *Server) kbSuggest(w http.ResponseWriter, r *http.Request) {
 	}
 	hits, err := s.store.SuggestArticles(r.Context(), text, locale, q.Get("department"), maxSubmitSuggestions)
 	if err != nil {
-		s.logKBError(r, "suggest articles", err)
+		s.logFailure(r, "suggest articles", err)
 		writeJSON(w, http.StatusInternalServerError, jsonError{Error: "internal"})
 		return
 	}
@@ -200,7 +182,7 @@ func (s *Server) kbSuggestShown(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.store.CountArticles(r.Context(), tickets.EventSuggested, ids); err != nil {
-		s.logKBError(r, "count suggested articles", err)
+		s.logFailure(r, "count suggested articles", err)
 		writeJSON(w, http.StatusInternalServerError, jsonError{Error: "internal"})
 		return
 	}

@@ -367,12 +367,19 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int,
 
 // internalError logs err and tells the visitor something failed on our side.
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, locale, what string, err error, args ...any) {
+	s.logFailure(r, what, err, args...)
+	s.renderError(w, r, http.StatusInternalServerError, "error.internal", locale)
+}
+
+// logFailure logs what failed with the request's path. A visitor who went
+// away (as the submit form does with each suggestion it no longer waits
+// for) is no error of ours.
+func (s *Server) logFailure(r *http.Request, what string, err error, args ...any) {
 	level := slog.LevelError
 	if errors.Is(err, context.Canceled) {
-		level = slog.LevelInfo // the visitor went away
+		level = slog.LevelInfo
 	}
 	s.log.Log(r.Context(), level, what, append(args, "path", logPath(r), "err", err)...)
-	s.renderError(w, r, http.StatusInternalServerError, "error.internal", locale)
 }
 
 // logPath is the request's path as it may be logged: a link's token opens
